@@ -1,0 +1,12 @@
+"""Entry point of tf2jax-controlflow (group `tf2jax`)."""
+
+from tf2jax_core import hookimpl
+
+from tf2jax_controlflow import conditionals
+
+TF2JAX_PLUGIN_API = 1
+
+
+@hookimpl
+def tf2jax_register_ops(registry):
+  registry.add_module(conditionals)

@@ -1,0 +1,3 @@
+"""tf2jax-random: random op lowerings for tf2jax."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,270 @@
+"""Reading a GraphDef and its function library into plain Python objects.
+
+Attributes are decoded once, here, so lowerings see Python values: ints, floats,
+strings, NumPy dtypes, shapes as tuples (None for unknown dims, None for unknown rank),
+NumPy arrays for tensors and `FuncRef`s for function attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from tf2jax_core import dtypes
+from tf2jax_core.errors import ConversionError, MissingInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class FuncRef:
+  """A function attribute: the library function's name and the call's attrs."""
+
+  name: str
+  attrs: dict[str, Any]
+
+
+@dataclasses.dataclass
+class Node:
+  """One node of a graph with decoded attributes.
+
+  `graph` is the name of the function the node belongs to ("" for the main graph).
+  `output_dtypes` is filled when the graph is compiled, from TF's op definitions.
+  """
+
+  name: str
+  op: str
+  inputs: list[tuple[str, int]]
+  control_inputs: list[str]
+  attrs: dict[str, Any]
+  graph: str = ""
+  device: str = ""
+  output_dtypes: tuple | None = None
+  _resolver: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+  @property
+  def path(self) -> str:
+    return f"{self.graph}/{self.name}" if self.graph else self.name
+
+  def function(self, name: str):
+    """The compiled library function `name`, for call and control-flow lowerings."""
+    return self._resolver.function(name)
+
+  def config(self, name: str):
+    """A config flag's value at conversion time."""
+    from tf2jax_core.config import get_config
+    return get_config(name)
+
+
+@dataclasses.dataclass
+class Graph:
+  """Nodes in file order; for a library function also its inputs and outputs."""
+
+  name: str
+  nodes: dict[str, Node]
+  inputs: list[str] = dataclasses.field(default_factory=list)
+  input_dtypes: list = dataclasses.field(default_factory=list)
+  outputs: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+  output_dtypes: list = dataclasses.field(default_factory=list)
+
+
+def parse_tensor_name(name: str) -> tuple[str, int]:
+  """'node:1' -> ('node', 1); 'node' -> ('node', 0)."""
+  node, sep, port = name.rpartition(":")
+  if sep and port.isdigit():
+    return node, int(port)
+  return name, 0
+
+
+def decode_shape(proto) -> tuple | None:
+  if proto.unknown_rank:
+    return None
+  return tuple(None if d.size < 0 else int(d.size) for d in proto.dim)
+
+
+def _decode_str(b: bytes) -> str | bytes:
+  try:
+    return b.decode("utf-8")
+  except UnicodeDecodeError:
+    return b
+
+
+def decode_tensor(proto) -> np.ndarray:
+  from tensorflow.python.framework import tensor_util  # TF's own decoder knows every layout.
+  value = tensor_util.MakeNdarray(proto)
+  dtype = dtypes.from_enum(proto.dtype)
+  if isinstance(dtype, np.dtype) and value.dtype != dtype and dtype != object:
+    value = value.astype(dtype)
+  return np.asarray(value)
+
+
+def decode_attr(value, where: str = "") -> Any:
+  kind = value.WhichOneof("value")
+  if kind == "s":
+    return _decode_str(value.s)
+  if kind == "i":
+    return int(value.i)
+  if kind == "f":
+    return float(value.f)
+  if kind == "b":
+    return bool(value.b)
+  if kind == "type":
+    return dtypes.from_enum(value.type, where)
+  if kind == "shape":
+    return decode_shape(value.shape)
+  if kind == "tensor":
+    return decode_tensor(value.tensor)
+  if kind == "func":
+    return FuncRef(value.func.name,
+                   {k: decode_attr(v, where) for k, v in value.func.attr.items()})
+  if kind == "placeholder":
+    return value.placeholder
+  if kind == "list":
+    lst = value.list
+    for field in ("s", "i", "f", "b", "type", "shape", "tensor", "func"):
+      items = getattr(lst, field)
+      if len(items):
+        if field == "s":
+          return [_decode_str(x) for x in items]
+        if field == "type":
+          return [dtypes.from_enum(x, where) for x in items]
+        if field == "shape":
+          return [decode_shape(x) for x in items]
+        if field == "tensor":
+          return [decode_tensor(x) for x in items]
+        if field == "func":
+          return [FuncRef(x.name, {k: decode_attr(v, where) for k, v in x.attr.items()})
+                  for x in items]
+        return [type(items[0])(x) for x in items]
+    return []
+  return None
+
+
+def read_node(proto, graph_name: str = "") -> Node:
+  inputs, control = [], []
+  for name in proto.input:
+    if name.startswith("^"):
+      control.append(name[1:])
+    else:
+      inputs.append(parse_tensor_name(name))
+  where = f"node {proto.name!r} ({proto.op})"
+  attrs = {}
+  for key, value in proto.attr.items():
+    if key == "_class":  # colocation hints only
+      continue
+    try:
+      attrs[key] = decode_attr(value, f"{where}, attr {key!r}")
+    except ConversionError:
+      raise
+    except Exception as e:  # a corrupt tensor or shape
+      raise ConversionError(f"Cannot read attr {key!r} of {where}: {e}") from e
+  return Node(proto.name, proto.op, inputs, control, attrs, graph_name, proto.device)
+
+
+def read_graph(graph_def, name: str = "") -> Graph:
+  nodes: dict[str, Node] = {}
+  for proto in graph_def.node:
+    if proto.name in nodes:
+      raise ConversionError(f"Duplicate node name {proto.name!r} in graph {name or 'main'}.")
+    nodes[proto.name] = read_node(proto, name)
+  return Graph(name, nodes)
+
+
+def referenced_functions(node: Node) -> Iterable[str]:
+  """Names of library functions a node's attributes refer to."""
+  for value in node.attrs.values():
+    if isinstance(value, FuncRef):
+      yield value.name
+    elif isinstance(value, list):
+      for v in value:
+        if isinstance(v, FuncRef):
+          yield v.name
+
+
+class Library:
+  """A function library: FunctionDefs read into `Graph`s on first use."""
+
+  def __init__(self, function_defs: Iterable = ()):
+    self._defs = {}
+    self._graphs: dict[str, Graph] = {}
+    self.gradients: dict[str, str] = {}  # op type (e.g. "CustomGradient-123") -> function
+    for f in function_defs:
+      self._defs[f.signature.name] = f
+
+  @classmethod
+  def from_graph_def(cls, graph_def) -> "Library":
+    lib = cls(graph_def.library.function)
+    for g in graph_def.library.registered_gradients:
+      lib.gradients[g.registered_op_type] = g.gradient_func
+    for g in graph_def.library.gradient:
+      lib.gradients[g.function_name] = g.gradient_func
+    return lib
+
+  def __contains__(self, name: str) -> bool:
+    return name in self._defs
+
+  def names(self) -> list[str]:
+    return list(self._defs)
+
+  def function_def(self, name: str):
+    return self._defs[name]
+
+  def graph(self, name: str, rewrite: Callable[[Graph], None] | None = None) -> Graph:
+    if name in self._graphs:
+      return self._graphs[name]
+    if name not in self._defs:
+      raise MissingInputError(f"The graph calls function {name!r}, which its library lacks.")
+    fdef = self._defs[name]
+    from tensorflow.python.framework import function_def_to_graph
+    try:
+      graph_def, flat_names = function_def_to_graph.function_def_to_graph_def(fdef)
+    except Exception as e:
+      raise ConversionError(f"Cannot read library function {name!r}: {e}") from e
+    graph = read_graph(graph_def, name)
+    graph.inputs = [arg.name for arg in fdef.signature.input_arg]
+    graph.input_dtypes = [_arg_dtype(arg, {}) for arg in fdef.signature.input_arg]
+    for arg in fdef.signature.output_arg:
+      ret = fdef.ret[arg.name]
+      graph.outputs.append(parse_tensor_name(flat_names.get(ret, ret)))
+      graph.output_dtypes.append(_arg_dtype(arg, {}))
+    if rewrite is not None:
+      rewrite(graph)
+    self._graphs[name] = graph
+    return graph
+
+
+def _arg_dtype(arg, attrs):
+  if arg.type:
+    return dtypes.from_enum(arg.type)
+  if arg.type_attr and arg.type_attr in attrs:
+    return attrs[arg.type_attr]
+  return None
+
+
+def infer_output_dtypes(node: Node, library: Library) -> tuple | None:
+  """TF's output dtypes of a node from its OpDef and attrs; None when unknowable."""
+  if node.op in library:
+    return tuple(library.graph(node.op).output_dtypes)
+  from tensorflow.python.framework import op_def_registry
+  op_def = op_def_registry.get(node.op)
+  if op_def is None:
+    return None
+  defaults = {a.name: a.default_value for a in op_def.attr if a.HasField("default_value")}
+
+  def attr(name):
+    if name in node.attrs:
+      return node.attrs[name]
+    if name in defaults:
+      return decode_attr(defaults[name])
+    raise ConversionError(
+        f"{node.op} node {node.path!r} lacks the required attr {name!r}.")
+
+  out = []
+  for arg in op_def.output_arg:
+    if arg.type_list_attr:
+      out.extend(attr(arg.type_list_attr))
+      continue
+    dtype = dtypes.from_enum(arg.type) if arg.type else attr(arg.type_attr)
+    count = attr(arg.number_attr) if arg.number_attr else 1
+    out.extend([dtype] * count)
+  return tuple(out)

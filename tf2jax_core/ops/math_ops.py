@@ -1,0 +1,90 @@
+"""Elementwise math, comparisons, casts, reductions and matrix products."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tf2jax_core.lowering import COMPLEX, FLOAT, INT, NUMBER, REAL, is_static, lowering, xnp
+
+LOWERINGS = []
+
+
+def _unary(op: str, types, np_fn, jnp_fn) -> None:
+  @lowering(op, attrs={"T": types})
+  def build(node):
+    return lambda x: np_fn(x) if is_static(x) else jnp_fn(x)
+  LOWERINGS.append(build)
+
+
+def _binary(op: str, types, name: str) -> None:
+  @lowering(op, attrs={"T": types})
+  def build(node):
+    return lambda x, y: getattr(xnp(x, y), name)(x, y)
+  LOWERINGS.append(build)
+
+
+def _np_sigmoid(x):
+  return (1 / (1 + np.exp(-x))).astype(x.dtype)
+
+
+def _np_rsqrt(x):
+  return (1 / np.sqrt(x)).astype(x.dtype)
+
+
+for _op, _np_fn, _jnp_fn in [
+    ("Sin", np.sin, jnp.sin), ("Cos", np.cos, jnp.cos), ("Tanh", np.tanh, jnp.tanh),
+    ("Exp", np.exp, jnp.exp), ("Log", np.log, jnp.log), ("Sqrt", np.sqrt, jnp.sqrt),
+    ("Rsqrt", _np_rsqrt, jax.lax.rsqrt), ("Sigmoid", _np_sigmoid, jax.nn.sigmoid)]:
+  _unary(_op, FLOAT + COMPLEX, _np_fn, _jnp_fn)
+_unary("Neg", NUMBER, np.negative, jnp.negative)
+_unary("Square", NUMBER, np.square, jnp.square)
+_unary("Abs", REAL, np.abs, jnp.abs)
+
+for _op, _name, _types in [
+    ("AddV2", "add", NUMBER), ("Sub", "subtract", NUMBER), ("Mul", "multiply", NUMBER),
+    ("RealDiv", "true_divide", FLOAT + COMPLEX), ("Maximum", "maximum", REAL),
+    ("Minimum", "minimum", REAL), ("Greater", "greater", REAL), ("Less", "less", REAL),
+    ("GreaterEqual", "greater_equal", REAL), ("LessEqual", "less_equal", REAL)]:
+  _binary(_op, _types, _name)
+
+
+@lowering("Cast", attrs={"SrcT": NUMBER + ("bool",), "DstT": NUMBER + ("bool",),
+                         "Truncate": None})
+def cast(node):
+  dst = node.attrs["DstT"]
+
+  def run(x):
+    if is_static(x):
+      return np.asarray(x).astype(dst)
+    return jax.lax.convert_element_type(x, dst) if x.dtype != dst else x
+  return run
+
+
+@lowering("MatMul", attrs={"T": FLOAT + COMPLEX + ("int32", "int64"), "transpose_a": None,
+                           "transpose_b": None, "grad_a": None, "grad_b": None})
+def matmul(node):
+  ta, tb = node.attrs.get("transpose_a", False), node.attrs.get("transpose_b", False)
+
+  def run(a, b):
+    m = xnp(a, b)
+    return m.matmul(a.T if ta else a, b.T if tb else b)
+  return run
+
+
+@lowering("Sum", "Mean", attrs={"T": FLOAT + COMPLEX, "Tidx": ("int32", "int64"),
+                                "keep_dims": None}, static_inputs=(1,))
+def reduce_sum_mean(node):
+  keep = node.attrs.get("keep_dims", False)
+  name = "sum" if node.op == "Sum" else "mean"
+
+  def run(x, axes):
+    axes = tuple(int(a) for a in np.reshape(axes, -1))
+    rank = np.ndim(x)
+    if any(not -rank <= a < max(rank, 1) for a in axes):
+      raise ValueError(f"reduction axes {axes} out of range for rank {rank}")
+    axes = tuple(sorted({a % max(rank, 1) for a in axes})) if rank else ()
+    m = xnp(x)
+    return getattr(m, name)(x, axis=axes, keepdims=keep, dtype=x.dtype)
+  return run
