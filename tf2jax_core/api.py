@@ -8,6 +8,7 @@ the `_from_restored` variants take a restored SavedModel function without retrac
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Callable, Sequence
 
 import jax
@@ -146,8 +147,7 @@ def _restored_concrete_function(fn):
 
 def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
   import tensorflow as tf
-  name = getattr(cf, "name", "function")
-  name = name.decode() if isinstance(name, bytes) else str(name)
+  name = _display_name(cf)
   what = f"TF function {name!r}"
   graph_def = cf.graph.as_graph_def()
   manager = plugins.manager()
@@ -219,6 +219,13 @@ def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
     sig = binder.signature(with_params=True)
   fn = AnnotatedFunction(jax_fn, in_specs, out_struct, sig, name, doc, converted=compiled)
   return fn, params
+
+
+def _display_name(cf) -> str:
+  name = getattr(cf, "name", "function")
+  name = name.decode() if isinstance(name, bytes) else str(name)
+  match = re.fullmatch(r"__inference_(.+?)_\d+", name)
+  return match.group(1) if match else name
 
 
 def _captures(cf, placeholders: Sequence[str], functional: bool):
