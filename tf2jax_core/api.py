@@ -17,11 +17,12 @@ import numpy as np
 import tree
 
 from tf2jax_core import config as config_lib
+from tf2jax_core import dtypes
 from tf2jax_core import plugins
 from tf2jax_core.errors import (ConversionError, DtypeMismatchError, InputSpecError,
                                 MissingRngError, VariablesNotSupportedError)
 from tf2jax_core.graph import Library, parse_tensor_name, read_graph
-from tf2jax_core.walker import CallContext, CompiledGraph, Session, VariableRef
+from tf2jax_core.walker import CallContext, Session, VariableRef, x64_message
 
 VARIABLE_OPS = ("VarHandleOp",)
 
@@ -162,17 +163,22 @@ def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
   user_placeholders = placeholders[:len(placeholders) - num_captured]
   captured, variables = _captures(cf, placeholders[len(user_placeholders):], functional)
 
+  # Structured outputs hold graph tensors (traced functions) or TensorSpecs (restored
+  # ones); either way they line up with `cf.outputs`.
   flat_outputs = tree.flatten(cf.structured_outputs)
-  out_refs, out_specs = [], []
+  out_leaf_is_tensor = [isinstance(leaf, (tf.Tensor, tf.TensorSpec)) for leaf in flat_outputs]
   for leaf in flat_outputs:
-    if isinstance(leaf, tf.Tensor):
-      out_refs.append(parse_tensor_name(leaf.name))
-      out_specs.append(tf.TensorSpec(leaf.shape, leaf.dtype))
-    elif isinstance(leaf, (tf.TypeSpec,)) or hasattr(leaf, "_type_spec"):
+    if isinstance(leaf, (tf.TypeSpec, tf.__internal__.CompositeTensor)) and not isinstance(
+        leaf, tf.TensorSpec):
       raise ConversionError(f"{what}: composite outputs ({type(leaf).__name__}) are not "
                             "supported; return plain tensors.")
-    else:
-      out_specs.append(leaf)
+  if sum(out_leaf_is_tensor) != len(cf.outputs):
+    raise ConversionError(f"{what}: {len(cf.outputs)} output tensors do not match its "
+                          f"structured outputs {cf.structured_outputs}.")
+  out_refs = [parse_tensor_name(t.name) for t in cf.outputs]
+  tensors = iter(cf.outputs)
+  out_specs = [tf.TensorSpec(next(tensors).shape, leaf.dtype) if is_tensor else leaf
+               for is_tensor, leaf in zip(out_leaf_is_tensor, flat_outputs)]
   compiled = session.compile_graph(graph, placeholders, out_refs)
   session.raise_if_unsupported(manager.install_hint)
 
@@ -188,7 +194,6 @@ def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
   sig_args, sig_kwargs = cf.structured_input_signature
   binder = _InputBinder(what, cf, sig_args, sig_kwargs, len(user_placeholders))
   random_nodes = list(session.random_nodes)
-  out_leaf_is_tensor = [isinstance(leaf, tf.Tensor) for leaf in flat_outputs]
   structure = cf.structured_outputs
 
   def run(params: dict, args, kwargs, rng):
@@ -270,12 +275,10 @@ def _read_params(what: str, variables) -> dict:
 
 
 def _as_output(value, what: str):
-  if isinstance(value, np.ndarray):
+  if isinstance(value, np.ndarray) and value.dtype != object:
     out = jnp.asarray(value)
-    if out.dtype != value.dtype and value.dtype != object:
-      raise DtypeMismatchError(
-          f"{what} returns a {value.dtype} value, but JAX runs without 64-bit types. "
-          "Enable them: jax.config.update('jax_enable_x64', True).")
+    if dtypes.truncated_without_x64(value.dtype, out.dtype):
+      raise DtypeMismatchError(x64_message(f"{what} returns a {value.dtype} value", out.dtype))
     return out
   return value
 
@@ -356,7 +359,7 @@ class _InputBinder:
   def _input(self, spec, value, name):
     want_dtype = np.dtype(spec.dtype.as_numpy_dtype)
     if isinstance(value, (bool, int, float, complex, list)):
-      value = jnp.asarray(np.asarray(value, dtype=want_dtype))
+      value = np.asarray(value, dtype=want_dtype)
     elif not hasattr(value, "shape") or not hasattr(value, "dtype"):
       raise InputSpecError(f"{self.what}: input {name!r} must be an array, got "
                            f"{type(value).__name__}.")
@@ -373,7 +376,11 @@ class _InputBinder:
           f"{self.what}: input {name!r} has dtype {np.dtype(value.dtype).name}, but the "
           f"function was converted for {want_dtype.name} (strict_dtype_check is on).")
     if isinstance(value, np.ndarray):
-      value = jnp.asarray(value)
+      converted = jnp.asarray(value)
+      if dtypes.truncated_without_x64(np.dtype(value.dtype), converted.dtype):
+        raise DtypeMismatchError(x64_message(
+            f"{self.what}: input {name!r} is {np.dtype(value.dtype).name}", converted.dtype))
+      value = converted
     return value
 
 

@@ -65,5 +65,16 @@ def is_64bit(dtype) -> bool:
   return (dtype.kind in "iuf" and dtype.itemsize == 8) or dtype == np.complex128
 
 
+_TRUNCATED = {"int64": "int32", "uint64": "uint32", "float64": "float32",
+              "complex128": "complex64"}
+
+
+def truncated_without_x64(want, got) -> bool:
+  """Whether `got` is what JAX without x64 makes of the 64-bit dtype `want`."""
+  import jax
+  return (not jax.config.jax_enable_x64 and isinstance(want, np.dtype)
+          and _TRUNCATED.get(want.name) == np.dtype(got).name)
+
+
 def name(dtype) -> str:
   return dtype if isinstance(dtype, str) else np.dtype(dtype).name

@@ -65,7 +65,7 @@ class DtypeMismatchError(ConversionError):
   """A node produced another dtype than TensorFlow's (e.g. 64-bit types without x64)."""
 
 
-class InputSpecError(ConversionError):
+class InputSpecError(ConversionError, TypeError):
   """A call's inputs do not match the converted function's input signature."""
 
 

@@ -41,7 +41,8 @@ class Lowering:
   """How to lower one or more TF op types.
 
   build: `build(node) -> run`; `run(*inputs)` (or `run(ctx, *inputs)` when
-    `needs_context`) returns one value, a sequence for several outputs, or None.
+    `needs_context`) returns one value, a list or tuple of values (one per output),
+    or None for ops without outputs.
   attrs: the attrs the lowering understands, each with a rule (see `AttrRule`).
     Attrs starting with "_" are ignored; any other attr not listed must hold TF's
     default value.

@@ -110,7 +110,7 @@ class CompiledGraph:
 
 
 def _outputs(step: _Step, result, args) -> list:
-  if step.num_outputs == 1:
+  if step.num_outputs == 1 and not (isinstance(result, (list, tuple)) and len(result) == 1):
     outs = [result]
   elif result is None:
     outs = []
@@ -128,22 +128,25 @@ def _outputs(step: _Step, result, args) -> list:
 
 
 def _dtype_mismatch(step: _Step, port: int, want, got, args) -> None:
+  node = step.node
+  if dtypes.truncated_without_x64(want, got):
+    raise DtypeMismatchError(x64_message(
+        f"{node.op} node {node.path!r} must produce {want.name} (output {port})", got))
   # Inputs of other dtypes than TF's (e.g. bfloat16 fed for float32) flow through.
   for arg, want_in in zip(args, step.expected_in):
     got_in = getattr(arg, "dtype", None)
     if isinstance(want_in, np.dtype) and got_in is not None and got_in != want_in:
       return
-  node = step.node
-  if dtypes.is_64bit(want) and not jax.config.jax_enable_x64:
-    raise DtypeMismatchError(
-        f"{node.op} node {node.path!r} must produce {want.name} (output {port}), but JAX "
-        f"runs without 64-bit types and gave {np.dtype(got).name}. Enable them before "
-        "converting and calling: jax.config.update('jax_enable_x64', True), or set "
-        "JAX_ENABLE_X64=1.")
   provider = step.lowering.provider if step.lowering else None
   raise DtypeMismatchError(
       f"{node.op} node {node.path!r}: the lowering from {provider} produced "
       f"{np.dtype(got).name} for output {port}, TensorFlow produces {want.name}.")
+
+
+def x64_message(what: str, got) -> str:
+  return (f"{what}, but JAX runs without 64-bit types and gave {np.dtype(got).name}. "
+          "Enable them before converting and calling: "
+          "jax.config.update('jax_enable_x64', True), or set JAX_ENABLE_X64=1.")
 
 
 def _check_static(step: _Step, args) -> None:

@@ -73,11 +73,16 @@ def matmul(node):
   return run
 
 
-@lowering("Sum", "Mean", attrs={"T": FLOAT + COMPLEX, "Tidx": ("int32", "int64"),
-                                "keep_dims": None}, static_inputs=(1,))
-def reduce_sum_mean(node):
+def _reduction(op: str, name: str, types) -> None:
+  @lowering(op, attrs={"T": types, "Tidx": ("int32", "int64"), "keep_dims": None},
+            static_inputs=(1,))
+  def build(node):
+    return _reduce(node, name)
+  LOWERINGS.append(build)
+
+
+def _reduce(node, name: str):
   keep = node.attrs.get("keep_dims", False)
-  name = "sum" if node.op == "Sum" else "mean"
 
   def run(x, axes):
     axes = tuple(int(a) for a in np.reshape(axes, -1))
@@ -88,3 +93,7 @@ def reduce_sum_mean(node):
     m = xnp(x)
     return getattr(m, name)(x, axis=axes, keepdims=keep, dtype=x.dtype)
   return run
+
+
+_reduction("Sum", "sum", NUMBER)
+_reduction("Mean", "mean", FLOAT + COMPLEX)  # integer Mean truncates: not lowered yet

@@ -1,0 +1,255 @@
+"""The user API: structures, variables, calls, checks and clear errors, against TF."""
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf2jax
+from tf2jax_core import walker
+
+
+def test_annotated_function_metadata():
+  @tf.function
+  def forward(x, y, *, scale):
+    """Docs."""
+    return {"sum": x + y, "parts": [x * scale, None]}
+
+  spec = tf.TensorSpec((None, 3), tf.float32)
+  fn = tf2jax.convert_functional(forward, spec, np.zeros((1, 3), np.float32),
+                                 scale=np.float32(2))
+  assert fn.__name__ == "forward"
+  assert "forward" in fn.__doc__
+  assert list(fn.signature.parameters) == ["x", "y", "scale", "rng"]
+  args, kwargs = fn.structured_inputs
+  assert args[0].shape.as_list() == [None, 3] and args[1].shape == (1, 3) and kwargs["scale"].shape == ()
+  assert fn.structured_outputs["sum"].shape.as_list() == [None, 3]
+  assert fn.structured_outputs["parts"][1] is None
+
+  x = np.arange(6, dtype=np.float32).reshape(2, 3)
+  y = np.ones((1, 3), np.float32)
+  out = fn(x, y, scale=np.float32(3))
+  expected = forward(x, y, scale=np.float32(3))
+  np.testing.assert_array_equal(out["sum"], expected["sum"].numpy())
+  np.testing.assert_array_equal(out["parts"][0], expected["parts"][0].numpy())
+  assert out["parts"][1] is None
+  # Positional or keyword, like the TF function.
+  np.testing.assert_array_equal(fn(x, y=y, scale=3.0)["sum"], out["sum"])
+
+
+def test_nested_inputs_and_jit_vmap_jaxpr():
+  @tf.function
+  def forward(inputs):
+    return inputs["a"] * inputs["b"][0] - inputs["b"][1]
+
+  spec = {"a": tf.TensorSpec((4,)), "b": (tf.TensorSpec((4,)), tf.TensorSpec((4,)))}
+  fn = tf2jax.convert_functional(forward, spec)
+  rng = np.random.default_rng(0)
+  inputs = {"a": rng.normal(size=4).astype(np.float32),
+            "b": (rng.normal(size=4).astype(np.float32), rng.normal(size=4).astype(np.float32))}
+  expected = forward(inputs).numpy()
+  np.testing.assert_allclose(jax.jit(fn)(inputs), expected, rtol=1e-6)
+  assert "mul" in str(jax.make_jaxpr(fn)(inputs))
+  batched = jax.tree.map(lambda v: np.stack([v, 2 * v]), inputs)
+  with tf2jax.override_config("strict_shape_check", True):
+    out = jax.vmap(fn)(batched)
+  np.testing.assert_allclose(out[1], forward(jax.tree.map(lambda v: 2 * v, inputs)).numpy(),
+                             rtol=1e-6)
+  with pytest.raises(tf2jax.InputSpecError, match="dict"):
+    fn([1, 2])
+
+
+def test_none_batch_dims_under_jit_keep_shapes_static():
+  @tf.function
+  def forward(x):
+    flat = tf.reshape(x, [-1]) * 2.0
+    return tf.reshape(flat, tf.shape(x)) + tf.cast(tf.reduce_sum(tf.shape(x)), tf.float32)
+
+  fn = jax.jit(tf2jax.convert_functional(forward, tf.TensorSpec((None, 3))))
+  for batch in (1, 8):
+    x = np.random.default_rng(batch).normal(size=(batch, 3)).astype(np.float32)
+    np.testing.assert_allclose(fn(x), forward(x).numpy(), rtol=1e-6)
+
+
+def test_wrong_number_of_args_is_clear():
+  fn = tf2jax.convert_functional(tf.function(lambda x: x + 1.0), np.zeros(3, np.float32))
+  with pytest.raises(tf2jax.InputSpecError, match="too many positional arguments"):
+    fn(np.zeros(3, np.float32), np.zeros(3, np.float32))
+  with pytest.raises(TypeError, match="missing a required argument: 'x'"):
+    fn()
+  with pytest.raises(tf2jax.InputSpecError, match="must be an array"):
+    fn("hello")
+
+
+def test_python_scalars_take_the_traced_dtype():
+  fn = tf2jax.convert_functional(tf.function(lambda x: x * 2.0), 0.0)
+  out = fn(3)
+  assert out.dtype == jnp.float32 and float(out) == 6.0
+
+
+def test_variables_assign_then_read_follow_control_dependencies():
+  v = tf.Variable(np.float32(1.0), name="counter")
+
+  @tf.function
+  def step(x):
+    before = v.read_value()
+    v.assign_add(x)
+    after = v.read_value()
+    v.assign(after * 10.0)
+    return before, after
+
+  jax_fn, params = tf2jax.convert(step, np.float32(0))
+  assert list(params) == ["counter"] and params["counter"].name == "counter"
+  (before, after), new_params = jax_fn(params, np.float32(2.0))
+  tf_before, tf_after = step(np.float32(2.0))
+  assert float(before) == float(tf_before) == 1.0
+  assert float(after) == float(tf_after) == 3.0
+  assert float(new_params["counter"]) == float(v.numpy()) == 30.0
+  assert float(params["counter"]) == 1.0  # inputs are not mutated
+  (_, after2), _ = jax.jit(jax_fn)(new_params, np.float32(1.0))
+  assert float(after2) == 31.0
+
+
+def test_repeated_variable_names_get_suffixes():
+  a = tf.Variable(np.ones(2, np.float32), name="w")
+  b = tf.Variable(np.full(2, 2.0, np.float32), name="w")
+  c = tf.Variable(np.full(2, 3.0, np.float32), name="w")
+  fn, params = tf2jax.convert(tf.function(lambda x: x * a + b - c), np.zeros(2, np.float32))
+  assert sorted(params) == ["w", "w_1", "w_2"]
+  assert sorted(float(p[0]) for p in params.values()) == [1.0, 2.0, 3.0]
+  np.testing.assert_array_equal(fn(params, np.ones(2, np.float32))[0], [0.0, 0.0])
+
+
+def test_convert_functional_refuses_variables():
+  v = tf.Variable(1.0, name="w")
+  with pytest.raises(tf2jax.VariablesNotSupportedError, match="tf2jax.convert"):
+    tf2jax.convert_functional(tf.function(lambda x: x * v), 1.0)
+
+
+def test_nested_function_converted_once(monkeypatch):
+  @tf.function
+  def inner(x):
+    return tf.sin(x) * 2.0
+
+  @tf.function
+  def outer(x):
+    return inner(x) + inner(x * 3.0)
+
+  compiled = []
+  original = walker.Session.function
+
+  def counting(self, name):
+    if name not in self.functions:
+      compiled.append(name)
+    return original(self, name)
+
+  monkeypatch.setattr(walker.Session, "function", counting)
+  fn = tf2jax.convert_functional(outer, np.zeros(4, np.float32))
+  assert len(compiled) == len(set(compiled)) and len(compiled) >= 1
+  x = np.linspace(-1, 1, 4).astype(np.float32)
+  np.testing.assert_allclose(jax.jit(fn)(x), outer(x).numpy(), rtol=1e-6)
+
+
+def test_int64_without_x64_fails_clearly_and_works_with_it():
+  @tf.function
+  def forward(x):
+    return x * tf.constant(3, tf.int64)
+
+  fn = tf2jax.convert_functional(forward, np.zeros(3, np.int64))
+  with pytest.raises(tf2jax.DtypeMismatchError, match="jax_enable_x64"):
+    fn(np.arange(3, dtype=np.int64))
+  with jax.enable_x64(True):
+    out = fn(np.arange(3, dtype=np.int64) + 2**40)
+    assert out.dtype == np.int64
+    np.testing.assert_array_equal(out, forward(np.arange(3, dtype=np.int64) + 2**40).numpy())
+
+
+def test_float64_keeps_its_dtype_with_x64():
+  fn = tf2jax.convert_functional(tf.function(lambda x: tf.exp(x)), np.zeros(2, np.float64))
+  with jax.enable_x64(True):
+    x = np.array([0.1, 700.0])
+    out = fn(x)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, np.exp(x), rtol=1e-15)
+
+
+def test_convert_inside_tf_tracing():
+  v = tf.Variable(np.float32(2.0))
+  inner = tf.function(lambda x: x * v)
+  seen = {}
+
+  @tf.function
+  def outer(x):
+    with pytest.raises(ValueError, match="skip_variables_evaluation_inside_tf_tracing"):
+      tf2jax.convert(inner, np.float32(1))
+    with tf2jax.override_config("skip_variables_evaluation_inside_tf_tracing", True):
+      seen["fn"], seen["params"] = tf2jax.convert(inner, np.float32(1))
+    return x
+
+  outer(np.float32(1))
+  assert seen["params"] == {}
+  fn = seen["fn"]
+  names = [n for n in fn.converted.steps if n.node.op == "Placeholder"]
+  assert names
+  out, _ = fn({"Variable": np.float32(5.0)}, np.float32(3.0))
+  assert float(out) == 15.0
+
+
+def test_config_api():
+  assert tf2jax.get_config("strict_shape_check") is True
+  assert tf2jax.config.get_config("resize_bilinear_precision") == "highest"
+  with pytest.raises(ValueError, match="Known options:.*strict_dtype_check"):
+    tf2jax.get_config("no_such_flag")
+  with pytest.raises(ValueError, match="takes a bool"):
+    tf2jax.update_config("strict_shape_check", "yes")
+  with pytest.raises(ValueError, match="one of"):
+    tf2jax.update_config("resize_bilinear_precision", "low")
+  with tf2jax.override_config("strict_dtype_check", True):
+    assert tf2jax.get_config("strict_dtype_check") is True
+  assert tf2jax.get_config("strict_dtype_check") is False
+  tf2jax.update_config("strict_dtype_check", True)
+  try:
+    assert tf2jax.get_config("strict_dtype_check") is True
+  finally:
+    tf2jax.update_config("strict_dtype_check", False)
+
+
+def test_unknown_op_error_lists_every_op_with_nodes():
+  @tf.function
+  def forward(x):
+    return tf.math.floormod(x, 3.0) + tf.math.atan2(x, x) + tf.math.floormod(x, 2.0)
+
+  with pytest.raises(tf2jax.UnsupportedOpsError) as info:
+    tf2jax.convert_functional(forward, np.zeros(3, np.float32))
+  missing = {m.op: m for m in info.value.missing}
+  assert set(missing) == {"FloorMod", "Atan2"}
+  assert len(missing["FloorMod"].nodes) == 2
+  assert "FloorMod" in str(info.value) and "Atan2" in str(info.value)
+
+
+def test_unsupported_attr_value_is_refused_at_conversion():
+  @tf.function
+  def forward(x):
+    return tf.nn.bias_add(x, tf.constant([1.0, -2.0]), data_format="NCHW")
+
+  # Supported: the lowering declares NCHW.
+  fn = tf2jax.convert_functional(forward, np.zeros((1, 2, 3, 3), np.float32))
+  x = np.random.default_rng(0).normal(size=(1, 2, 3, 3)).astype(np.float32)
+  np.testing.assert_allclose(fn(x), forward(x).numpy())
+
+  @tf.function
+  def int_mean(x):
+    return tf.reduce_mean(x)  # Mean's lowering does not declare int32 yet
+
+  with pytest.raises(tf2jax.UnsupportedOpsError, match=r"attr T=.*int32.*supported values"):
+    tf2jax.convert_functional(int_mean, np.zeros(3, np.int32))
+
+
+def test_signature_of_convert_has_params_first():
+  fn, _ = tf2jax.convert(tf.function(lambda x: x), np.zeros(2, np.float32))
+  params = list(fn.signature.parameters.values())
+  assert params[0].name == "params" and params[-1].name == "rng"
+  assert params[-1].kind == inspect.Parameter.KEYWORD_ONLY
