@@ -33,18 +33,23 @@ def if_(node):
     if is_static(pred):
       return ctx.call(then_fn if bool(_truth(pred)) else else_fn, args)
     params = dict(ctx.params)
+    # Only arrays go through lax.cond; handles (VariableRef) are closed over.
+    arrays = [i for i, a in enumerate(args) if isinstance(a, (np.ndarray, jax.Array))]
 
     def branch(function):
       def body(operands):
         ps, xs = operands
         ctx.params.clear()
         ctx.params.update(ps)
-        outs = ctx.call(function, xs)
+        full = list(args)
+        for i, x in zip(arrays, xs):
+          full[i] = x
+        outs = ctx.call(function, full)
         return outs, dict(ctx.params)
       return body
 
     outs, new_params = jax.lax.cond(_truth(pred), branch(then_fn), branch(else_fn),
-                                    (params, list(args)))
+                                    (params, [args[i] for i in arrays]))
     ctx.params.clear()
     ctx.params.update(new_params)
     return outs
