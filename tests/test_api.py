@@ -253,3 +253,23 @@ def test_signature_of_convert_has_params_first():
   params = list(fn.signature.parameters.values())
   assert params[0].name == "params" and params[-1].name == "rng"
   assert params[-1].kind == inspect.Parameter.KEYWORD_ONLY
+
+
+def test_custom_gradient_is_refused_until_supported_or_plain_autodiff_when_off():
+  @tf.function
+  @tf.custom_gradient
+  def forward(x):
+    e = tf.exp(x)
+
+    def grad(dy):
+      return dy * tf.sin(x) + e  # deliberately not the true gradient
+
+    return tf.reduce_sum(e), grad
+
+  x = np.linspace(-1, 1, 4).astype(np.float32)
+  with pytest.raises(tf2jax.ConversionError, match="custom gradient"):
+    tf2jax.convert_functional(forward, np.zeros_like(x))
+  with tf2jax.override_config("convert_custom_gradient", False):
+    fn = tf2jax.convert_functional(forward, np.zeros_like(x))
+  np.testing.assert_allclose(fn(x), forward(x).numpy(), rtol=1e-6)
+  np.testing.assert_allclose(jax.grad(fn)(x), np.exp(x), rtol=1e-6)

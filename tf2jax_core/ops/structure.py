@@ -46,6 +46,13 @@ def identity(node):
 
 @lowering("IdentityN", attrs={"T": None})
 def identity_n(node):
+  grad_type = node.attrs.get("_gradient_op_type")
+  if grad_type and node.config("convert_custom_gradient"):
+    raise ConversionError(
+        f"IdentityN node {node.path!r} carries the custom gradient {grad_type!r} "
+        "(@tf.custom_gradient), whose conversion to jax.custom_vjp is not implemented yet. "
+        "To differentiate the forward computation with plain autodiff instead, convert "
+        "with tf2jax.override_config('convert_custom_gradient', False).")
   return lambda *xs: list(xs)
 
 
