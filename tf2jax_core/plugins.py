@@ -166,7 +166,11 @@ class PluginManager:
                       PluginWarning, stacklevel=3)
 
   def _activate(self, pm, provider: Provider, plugin: Any, info: PluginInfo) -> None:
-    pm.register(plugin, name=provider.name)
+    # A distribution may declare several entry points: each needs its own pluggy name.
+    pm_name = provider.name
+    if pm.has_plugin(pm_name):
+      pm_name = f"{provider.name} ({info.source})"
+    pm.register(plugin, name=pm_name)
     pm.check_pending()  # hook implementations without a spec
     registrar = Registrar(provider)
     options, rewrites = [], []
@@ -183,24 +187,25 @@ class PluginManager:
       config_lib.define_option(dataclasses.replace(option, provider=provider.name))
     self._lowerings.extend(registrar.lowerings)
     self._rewrites.extend((provider, r) for r in rewrites)
-    self._plugins[provider.name] = (provider, plugin)
+    self._plugins[pm_name] = (provider, plugin)
     info.ops = sorted({op for low in registrar.lowerings for op in low.op_types})
 
   # Queries -------------------------------------------------------------------
 
-  def op_table(self) -> OpTable:
+  def op_table(self, raise_conflicts: bool = True) -> OpTable:
     """The op table; raises `PluginConflictError` if two plugins claim one op."""
     self.ensure_loaded()
-    self._table.raise_conflicts()
+    if raise_conflicts:
+      self._table.raise_conflicts()
     return self._table
 
   def infos(self) -> list[PluginInfo]:
     self.ensure_loaded()
     infos = [dataclasses.replace(i, ops=list(i.ops)) for i in self._infos]
     for info in infos:  # ops lost to another plugin's override do not count
-      info.ops = [op for op in info.ops
-                  if (low := self._table.get(op)) is not None
-                  and low.provider.name == info.name]
+      info.ops = [op for op in info.ops  # contested ops (no winner) count for both
+                  if (low := self._table.get(op)) is None
+                  or low.provider.name == info.name]
     return infos
 
   def conflicts(self) -> list[str]:
