@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
-from typing import Iterable
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
 
 from tf2jax_core.errors import PluginConflictError
 from tf2jax_core.lowering import Lowering, Provider
@@ -82,3 +85,45 @@ def _choose(op: str, lows: list[Lowering]) -> Lowering | str:
     return (f"{op} is registered by both {names}. Uninstall one of them, or have one "
             "register it with override=True.")
   return f"{op} is registered with override=True by several plugins: {names}."
+
+
+@functools.lru_cache(maxsize=None)
+def op_attr_defaults(op: str) -> dict[str, Any]:
+  """TF's default attr values of an op type (empty for unknown ops)."""
+  from tensorflow.python.framework import op_def_registry
+
+  from tf2jax_core.graph import decode_attr
+  op_def = op_def_registry.get(op)
+  if op_def is None:
+    return {}
+  return {a.name: decode_attr(a.default_value) for a in op_def.attr
+          if a.HasField("default_value")}
+
+
+def attr_problems(lowering: Lowering, op: str, attrs: Mapping[str, Any],
+                  decode: Callable[[Any], Any] | None = None) -> list[tuple[str, Any, str]]:
+  """(attr, value, reason) for each attr of a node that `lowering` does not support.
+
+  Attrs starting with "_" are ignored; an attr the lowering does not list must hold TF's
+  default. `decode` turns raw AttrValues into Python values, only where needed.
+  """
+  problems = []
+  for name, raw in attrs.items():
+    if name.startswith("_") or (name in lowering.attrs and lowering.attrs[name] is None):
+      continue
+    value = decode(raw) if decode is not None else raw
+    if name not in lowering.attrs:
+      defaults = op_attr_defaults(op)
+      if name in defaults and _equal(defaults[name], value):
+        continue
+    reason = lowering.check_attr(name, value)
+    if reason is not None:
+      problems.append((name, value, reason))
+  return problems
+
+
+def _equal(a, b) -> bool:
+  try:
+    return bool(np.all(a == b)) if isinstance(a, np.ndarray) else a == b
+  except Exception:
+    return False

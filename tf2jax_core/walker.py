@@ -23,7 +23,7 @@ from tf2jax_core.errors import (BadAttr, ConversionError, DtypeMismatchError,
                                 StaticInputError, UnsupportedOpsError)
 from tf2jax_core.graph import Graph, Library, Node, infer_output_dtypes, referenced_functions
 from tf2jax_core.lowering import Lowering, Provider
-from tf2jax_core.registry import OpTable
+from tf2jax_core.registry import OpTable, attr_problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,24 +253,9 @@ class Session:
     return _Step(node, run, args, lowering, num_outputs, node.output_dtypes)
 
   def _check_attrs(self, node: Node, lowering: Lowering) -> list[BadAttr]:
-    from tensorflow.python.framework import op_def_registry
-    op_def = op_def_registry.get(node.op)
-    defaults = {}
-    if op_def is not None:
-      from tf2jax_core.graph import decode_attr
-      defaults = {a.name: decode_attr(a.default_value) for a in op_def.attr
-                  if a.HasField("default_value")}
-    problems = []
-    for name, value in node.attrs.items():
-      if name.startswith("_"):
-        continue
-      if name not in lowering.attrs and name in defaults and _equal(defaults[name], value):
-        continue
-      reason = lowering.check_attr(name, value)
-      if reason is not None:
-        problems.append(BadAttr(node.op, node.path, name, value,
-                                f"{reason} (lowering from {lowering.provider})"))
-    return problems
+    return [BadAttr(node.op, node.path, name, value,
+                    f"{reason} (lowering from {lowering.provider})")
+            for name, value, reason in attr_problems(lowering, node.op, node.attrs)]
 
   def raise_if_unsupported(self, hint: Callable[[str], str]) -> None:
     if self.missing or self.bad_attrs:
@@ -282,13 +267,6 @@ def _expected(step: _Step, port: int):
   if step.expected is None or port >= len(step.expected):
     return None
   return step.expected[port]
-
-
-def _equal(a, b) -> bool:
-  try:
-    return bool(np.all(a == b)) if isinstance(a, np.ndarray) else a == b
-  except Exception:
-    return False
 
 
 def _unfed(node: Node) -> Callable:
