@@ -16,6 +16,7 @@ import collections
 import dataclasses
 import json
 import os
+import re
 import sys
 from typing import Any, Iterable
 
@@ -48,6 +49,7 @@ class CoverageReport:
   signatures: list[str]
   ops: list[OpRecord]
   functions: int
+  skipped: list[str] = dataclasses.field(default_factory=list)
 
   @property
   def supported(self) -> bool:
@@ -61,7 +63,8 @@ class CoverageReport:
   def to_json(self) -> dict:
     return {"schema": SCHEMA, "path": self.path, "format": self.format,
             "signatures": self.signatures, "supported": self.supported,
-            "summary": self.summary(), "ops": [dataclasses.asdict(r) for r in self.ops]}
+            "summary": self.summary(), "skipped": self.skipped,
+            "ops": [dataclasses.asdict(r) for r in self.ops]}
 
   def to_text(self) -> str:
     width = max([len(r.op) for r in self.ops] + [2])
@@ -80,6 +83,8 @@ class CoverageReport:
     lines.append(f"{s['op_types']} op types in {s['nodes']} nodes ({s['functions']} library "
                  f"functions): {s['supported']} supported, {s['unsupported']} unsupported, "
                  f"{s['attribute-unsupported']} with unsupported attributes.")
+    if self.skipped:
+      lines.append(f"Left out (use --all to include): {'; '.join(self.skipped)}")
     return "\n".join(lines)
 
   def to_markdown(self) -> str:
@@ -198,14 +203,25 @@ def _reachable(model: _Model, signature: str) -> tuple[set[str], set[str]]:
   return seen_nodes, seen_funcs
 
 
-def coverage(path: str, signature: str | None = None) -> CoverageReport:
-  """The coverage report of a model at `path` (see the module docstring)."""
+_INIT_SIGNATURE = "__saved_model_init_op"
+_CHECKPOINT_FUNCTION = re.compile(r"__inference__traced_(save|restore)_\d+")
+
+
+def coverage(path: str, signature: str | None = None, everything: bool = False
+             ) -> CoverageReport:
+  """The coverage report of a model at `path` (see the module docstring).
+
+  By default a SavedModel with signatures is reported for what its signatures use plus
+  every library function, leaving out checkpoint plumbing (save/restore functions,
+  variable initialisers); `everything=True` reports every node and function.
+  """
   from tf2jax_core import plugins
   from tf2jax_core.graph import decode_attr
   from tf2jax_core.registry import attr_problems
 
   model = _read(path)
   library = {f.signature.name: f for f in model.graph_def.library.function}
+  skipped: list[str] = []
   if signature is not None:
     if signature not in model.signatures:
       raise CoverageInputError(f"{path}: no signature {signature!r}; it has "
@@ -213,8 +229,16 @@ def coverage(path: str, signature: str | None = None) -> CoverageReport:
     main_nodes, funcs = _reachable(model, signature)
     signatures = [signature]
   else:
-    main_nodes, funcs = {n.name for n in model.graph_def.node}, set(library)
-    signatures = sorted(model.signatures)
+    signatures = sorted(s for s in model.signatures if s != _INIT_SIGNATURE)
+    if signatures and not everything:
+      # What the signatures use, plus every library function except checkpoint plumbing.
+      main_nodes = set().union(*(_reachable(model, s)[0] for s in signatures))
+      funcs = {f for f in library if not _CHECKPOINT_FUNCTION.fullmatch(f)}
+      skipped = sorted(set(library) - funcs)
+      skipped += [f"{len(model.graph_def.node) - len(main_nodes)} main-graph nodes no "
+                  "signature uses (variable initialisation, saving and restoring)"]
+    else:
+      main_nodes, funcs = {n.name for n in model.graph_def.node}, set(library)
 
   manager = plugins.manager()
   manager.ensure_loaded()
@@ -254,7 +278,7 @@ def coverage(path: str, signature: str | None = None) -> CoverageReport:
     provider = {"name": lowering.provider.name, "version": lowering.provider.version}
     status = "attribute-unsupported" if problems else "supported"
     records.append(OpRecord(op, len(entries), status, provider, None, None, names, problems))
-  return CoverageReport(path, model.format, signatures, records, len(funcs))
+  return CoverageReport(path, model.format, signatures, records, len(funcs), skipped)
 
 
 def _show(value) -> Any:
@@ -277,13 +301,15 @@ def main(argv=None) -> int:
   out = parser.add_mutually_exclusive_group()
   out.add_argument("--json", action="store_true", help=f"machine-readable ({SCHEMA})")
   out.add_argument("--markdown", action="store_true", help="a Markdown table")
+  parser.add_argument("--all", action="store_true", dest="everything",
+                      help="also report checkpoint plumbing (save/restore, initialisers)")
   parser.add_argument("--debug", action="store_true", help="tracebacks for errors")
   try:
     args = parser.parse_args(argv)
   except SystemExit as e:
     return 2 if e.code else 0
   try:
-    report = coverage(args.path, args.signature)
+    report = coverage(args.path, args.signature, args.everything)
   except CoverageInputError as e:
     if args.debug:
       raise
