@@ -50,6 +50,8 @@ _CORE_OPTIONS = (
            "Skip the element-type check of TensorListGetItem."),
     Option("skip_variables_evaluation_inside_tf_tracing", False,
            "When convert() runs inside TF tracing, return empty params instead of failing."),
+    Option("max_static_value_bytes", 1 << 30,
+           "Largest constant or static value materialised at conversion time, in bytes."),
 )
 
 _options: dict[str, Option] = {o.name: o for o in _CORE_OPTIONS}
@@ -93,6 +95,8 @@ def _check_value(option: Option, value: Any) -> None:
         f"Config option {option.name!r} takes one of {list(option.choices)}, got {value!r}.")
   if option.choices is None and type(option.default) is bool and not isinstance(value, bool):
     raise ValueError(f"Config option {option.name!r} takes a bool, got {value!r}.")
+  if type(option.default) is int and (type(value) is not int or value < 0):
+    raise ValueError(f"Config option {option.name!r} takes an int >= 0, got {value!r}.")
 
 
 def get_config(name: str) -> Any:

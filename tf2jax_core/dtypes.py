@@ -32,8 +32,14 @@ _BY_ENUM: dict[int, np.dtype | str] = {
     23: np.dtype(np.uint64),
     24: np.dtype(ml_dtypes.float8_e5m2),
     25: np.dtype(ml_dtypes.float8_e4m3fn),
-    26: np.dtype(ml_dtypes.int4),
-    27: np.dtype(ml_dtypes.uint4),
+    26: np.dtype(ml_dtypes.float8_e4m3fnuz),
+    27: np.dtype(ml_dtypes.float8_e4m3b11fnuz),
+    28: np.dtype(ml_dtypes.float8_e5m2fnuz),
+    29: np.dtype(ml_dtypes.int4),
+    30: np.dtype(ml_dtypes.uint4),
+    31: np.dtype(ml_dtypes.int2),
+    32: np.dtype(ml_dtypes.uint2),
+    33: np.dtype(ml_dtypes.float4_e2m1fn),
 }
 _QUANTIZED = {11: "qint8", 12: "quint8", 13: "qint32", 15: "qint16", 16: "quint16"}
 _ENUM_BY_DTYPE = {v: k for k, v in _BY_ENUM.items() if isinstance(v, np.dtype)}

@@ -9,8 +9,24 @@ class ConversionError(ValueError):
   """A TensorFlow graph cannot be converted (or run) as asked."""
 
 
-class MissingInputError(ConversionError):
+class InvalidGraphError(ConversionError):
+  """The graph is malformed (TensorFlow would refuse it too); names the node at fault."""
+
+
+class MissingInputError(InvalidGraphError):
   """A node or output refers to a node, port or function that the graph lacks."""
+
+
+class GraphCycleError(InvalidGraphError):
+  """Data or control edges form a cycle (outside TF1 loop frames)."""
+
+
+class RecursiveFunctionError(InvalidGraphError):
+  """A library function calls itself, directly or through others."""
+
+
+class SizeLimitError(ConversionError):
+  """A constant or static value is larger than `max_static_value_bytes` allows."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from tf2jax_core import dtypes
-from tf2jax_core.errors import ConversionError, MissingInputError
+from tf2jax_core.errors import (ConversionError, InvalidGraphError, MissingInputError,
+                                SizeLimitError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +77,13 @@ def parse_tensor_name(name: str) -> tuple[str, int]:
   return name, 0
 
 
-def decode_shape(proto) -> tuple | None:
+def decode_shape(proto, where: str = "") -> tuple | None:
   if proto.unknown_rank:
     return None
+  bad = [d.size for d in proto.dim if d.size < -1]
+  if bad:
+    raise InvalidGraphError(f"Shape with dimension {bad[0]} (only -1 may be negative)"
+                            f"{' in ' + where if where else ''}.")
   return tuple(None if d.size < 0 else int(d.size) for d in proto.dim)
 
 
@@ -89,13 +94,45 @@ def _decode_str(b: bytes) -> str | bytes:
     return b
 
 
-def decode_tensor(proto) -> np.ndarray:
+_VALUE_FIELDS = ("half_val", "float_val", "double_val", "int_val", "string_val", "scomplex_val",
+                 "int64_val", "bool_val", "dcomplex_val", "uint32_val", "uint64_val")
+
+
+def decode_tensor(proto, where: str = "") -> np.ndarray:
+  """A TensorProto as a NumPy array, refusing malformed or oversized ones before decoding."""
   from tensorflow.python.framework import tensor_util  # TF's own decoder knows every layout.
+  at = f" in {where}" if where else ""
+  dtype = dtypes.from_enum(proto.dtype, where)
+  shape = decode_shape(proto.tensor_shape, where)
+  if shape is None or None in shape:
+    raise InvalidGraphError(f"Tensor of unknown shape {shape}{at}.")
+  count = int(np.prod(shape, dtype=object))
+  itemsize = dtype.itemsize if isinstance(dtype, np.dtype) and dtype != object else 1
+  limit = _static_limit()
+  if count * itemsize > limit:
+    raise SizeLimitError(
+        f"Tensor of shape {list(shape)} ({count * itemsize:,} bytes){at} is larger than "
+        f"max_static_value_bytes ({limit:,}); raise it with "
+        "tf2jax.update_config('max_static_value_bytes', n) if this is intended.")
+  if proto.tensor_content:
+    if isinstance(dtype, np.dtype) and len(proto.tensor_content) != count * itemsize:
+      raise InvalidGraphError(
+          f"Tensor content of {len(proto.tensor_content)} bytes does not match its shape "
+          f"{list(shape)} of {dtypes.name(dtype)} ({count * itemsize} bytes){at}.")
+  else:
+    values = max(len(getattr(proto, f)) for f in _VALUE_FIELDS)
+    if values > max(count, 1) * (2 if dtype in (np.complex64, np.complex128) else 1):
+      raise InvalidGraphError(
+          f"Tensor holds {values} values but its shape {list(shape)} has {count}{at}.")
   value = tensor_util.MakeNdarray(proto)
-  dtype = dtypes.from_enum(proto.dtype)
   if isinstance(dtype, np.dtype) and value.dtype != dtype and dtype != object:
     value = value.astype(dtype)
   return np.asarray(value)
+
+
+def _static_limit() -> int:
+  from tf2jax_core.config import get_config
+  return get_config("max_static_value_bytes")
 
 
 def decode_attr(value, where: str = "") -> Any:
@@ -111,9 +148,9 @@ def decode_attr(value, where: str = "") -> Any:
   if kind == "type":
     return dtypes.from_enum(value.type, where)
   if kind == "shape":
-    return decode_shape(value.shape)
+    return decode_shape(value.shape, where)
   if kind == "tensor":
-    return decode_tensor(value.tensor)
+    return decode_tensor(value.tensor, where)
   if kind == "func":
     return FuncRef(value.func.name,
                    {k: decode_attr(v, where) for k, v in value.func.attr.items()})
@@ -129,9 +166,9 @@ def decode_attr(value, where: str = "") -> Any:
         if field == "type":
           return [dtypes.from_enum(x, where) for x in items]
         if field == "shape":
-          return [decode_shape(x) for x in items]
+          return [decode_shape(x, where) for x in items]
         if field == "tensor":
-          return [decode_tensor(x) for x in items]
+          return [decode_tensor(x, where) for x in items]
         if field == "func":
           return [FuncRef(x.name, {k: decode_attr(v, where) for k, v in x.attr.items()})
                   for x in items]
@@ -157,7 +194,7 @@ def read_node(proto, graph_name: str = "") -> Node:
     except ConversionError:
       raise
     except Exception as e:  # a corrupt tensor or shape
-      raise ConversionError(f"Cannot read attr {key!r} of {where}: {e}") from e
+      raise InvalidGraphError(f"Cannot read attr {key!r} of {where}: {e}") from e
   return Node(proto.name, proto.op, inputs, control, attrs, graph_name, proto.device)
 
 
@@ -165,7 +202,8 @@ def read_graph(graph_def, name: str = "") -> Graph:
   nodes: dict[str, Node] = {}
   for proto in graph_def.node:
     if proto.name in nodes:
-      raise ConversionError(f"Duplicate node name {proto.name!r} in graph {name or 'main'}.")
+      raise InvalidGraphError(
+          f"Duplicate node name {proto.name!r} in graph {name or '(main)'}.")
     nodes[proto.name] = read_node(proto, name)
   return Graph(name, nodes)
 
@@ -219,7 +257,7 @@ class Library:
     try:
       graph_def, flat_names = function_def_to_graph.function_def_to_graph_def(fdef)
     except Exception as e:
-      raise ConversionError(f"Cannot read library function {name!r}: {e}") from e
+      raise InvalidGraphError(f"Cannot read library function {name!r}: {e}") from e
     graph = read_graph(graph_def, name)
     graph.inputs = [arg.name for arg in fdef.signature.input_arg]
     graph.input_dtypes = [_arg_dtype(arg, {}) for arg in fdef.signature.input_arg]
@@ -256,7 +294,7 @@ def infer_output_dtypes(node: Node, library: Library) -> tuple | None:
       return node.attrs[name]
     if name in defaults:
       return decode_attr(defaults[name])
-    raise ConversionError(
+    raise InvalidGraphError(
         f"{node.op} node {node.path!r} lacks the required attr {name!r}.")
 
   out = []

@@ -71,17 +71,18 @@ class Lowering:
       ok = rule(value)
       return None if ok is True else (ok if isinstance(ok, str) else "value not supported")
     values = value if isinstance(value, list) else [value]
-    bad = [v for v in values if not any(_same(v, r) for r in rule)]
+    bad = [v for v in values if not _allowed(v, rule)]
     if bad:
       allowed = sorted(str(r) for r in rule)
       return f"supported values: {', '.join(allowed)}"
     return None
 
 
-def _same(value: Any, allowed: Any) -> bool:
+def _allowed(value: Any, rule) -> bool:
   if isinstance(value, np.dtype):
-    return value.name == (allowed if isinstance(allowed, str) else np.dtype(allowed).name)
-  return type(value) is type(allowed) and value == allowed
+    name = value.name
+    return any(name == (r if isinstance(r, str) else np.dtype(r).name) for r in rule)
+  return any(type(value) is type(r) and value == r for r in rule)
 
 
 def lowering(*op_types: str, attrs: Mapping[str, AttrRule] | None = None,

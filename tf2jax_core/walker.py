@@ -19,11 +19,13 @@ import numpy as np
 
 from tf2jax_core import dtypes
 from tf2jax_core.errors import (BadAttr, ConversionError, DtypeMismatchError,
-                                MissingInputError, MissingOp, NodeExecutionError,
-                                StaticInputError, UnsupportedOpsError)
-from tf2jax_core.graph import Graph, Library, Node, infer_output_dtypes, referenced_functions
+                                GraphCycleError, MissingInputError, MissingOp,
+                                NodeExecutionError, RecursiveFunctionError, StaticInputError,
+                                UnsupportedOpsError)
+from tf2jax_core.graph import Graph, Library, Node, referenced_functions
 from tf2jax_core.lowering import Lowering, Provider
 from tf2jax_core.registry import OpTable, attr_problems
+from tf2jax_core.validate import validate_graph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +187,7 @@ class Session:
       return self.functions[name]
     if name in self._compiling:
       chain = " -> ".join(self._compiling[self._compiling.index(name):] + [name])
-      raise ConversionError(f"Library function {name!r} calls itself ({chain}).")
+      raise RecursiveFunctionError(f"Library function {name!r} calls itself ({chain}).")
     self._compiling.append(name)
     try:
       graph = self.library.graph(name, self.rewrite)
@@ -198,6 +200,7 @@ class Session:
   def compile_graph(self, graph: Graph, inputs: Sequence[str],
                     outputs: Sequence[tuple[str, int]], output_dtypes: Sequence = ()
                     ) -> CompiledGraph:
+    validate_graph(graph, self.library)
     order = _topological_order(graph)
     index = {name: i for i, name in enumerate(order)}
     for name, port in outputs:
@@ -210,11 +213,6 @@ class Session:
       node = graph.nodes[name]
       node._resolver = self
       step = self._compile_node(node, index, is_input=name in input_set)
-      for (j, p), (src, _) in zip(step.args, node.inputs):
-        if steps[j].num_outputs is not None and p >= steps[j].num_outputs:
-          raise MissingInputError(
-              f"{node.op} node {node.path!r} reads output {p} of {src!r}, which has "
-              f"{steps[j].num_outputs} output(s).")
       step.expected_in = tuple(_expected(steps[j], p) for j, p in step.args)
       steps.append(step)
     return CompiledGraph(graph.name, steps, [index[n] for n in inputs],
@@ -222,13 +220,7 @@ class Session:
 
   def _compile_node(self, node: Node, index: dict, is_input: bool) -> _Step:
     args = tuple((index[n], p) for n, p in node.inputs)
-    try:
-      expected = infer_output_dtypes(node, self.library)
-    except ConversionError:
-      raise
-    except Exception:
-      expected = None
-    node.output_dtypes = expected
+    expected = node.output_dtypes  # filled by validate_graph
     num_outputs = len(expected) if expected is not None else None
     if is_input:
       return _Step(node, _unfed(node), args, None, 1, expected)
@@ -308,7 +300,7 @@ def _topological_order(graph: Graph) -> list[str]:
         ready.append(user)
   if len(order) != len(nodes):
     stuck = [n for n in nodes if indegree[n] > 0][:5]
-    raise ConversionError(
+    raise GraphCycleError(
         f"The graph {graph.name or '(main)'} has a cycle through nodes {stuck}; TF1 loop "
         "frames (Enter/Exit/NextIteration) need the controlflow plugin.")
   return order

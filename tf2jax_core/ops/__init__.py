@@ -13,3 +13,10 @@ TF2JAX_PLUGIN_API = 1
 def tf2jax_register_ops(registry):
   for module in (structure, math_ops, array_ops):
     registry.add_module(module)
+
+
+@hookimpl
+def tf2jax_conformance_specs():
+  # tf2jax-conformance is a test dependency: import it only when specs are asked for.
+  from tf2jax_conformance.core_specs import specs
+  return specs()
