@@ -6,12 +6,14 @@
 
 from tf2jax import config
 from tf2jax_core.api import (AnnotatedFunction, Variable, convert, convert_from_restored,
-                             convert_functional, convert_functional_from_restored)
+                             convert_functional, convert_functional_from_restored,
+                             convert_graph_def)
 from tf2jax_core.config import get_config, override_config, update_config
-from tf2jax_core.errors import (ConversionError, DtypeMismatchError, InputSpecError,
-                                MissingInputError, MissingRngError, NodeExecutionError,
-                                PluginAPIVersionError, PluginConflictError, PluginError,
-                                StaticInputError, UnsupportedOpsError,
+from tf2jax_core.errors import (ConversionError, DtypeMismatchError, GraphCycleError,
+                                InputSpecError, InvalidGraphError, MissingInputError,
+                                MissingRngError, NodeExecutionError, PluginAPIVersionError,
+                                PluginConflictError, PluginError, RecursiveFunctionError,
+                                SizeLimitError, StaticInputError, UnsupportedOpsError,
                                 VariablesNotSupportedError)
 from tf2jax_core.plugins import PluginInfo
 from tf2jax_core.version import __version__
@@ -42,11 +44,12 @@ def reload_plugins() -> None:
 
 
 __all__ = [
-    "AnnotatedFunction", "ConversionError", "DtypeMismatchError", "InputSpecError",
+    "AnnotatedFunction", "ConversionError", "DtypeMismatchError", "GraphCycleError",
+    "InputSpecError", "InvalidGraphError", "RecursiveFunctionError", "SizeLimitError",
     "MissingInputError", "MissingRngError", "NodeExecutionError", "PluginAPIVersionError",
     "PluginConflictError", "PluginError", "PluginInfo", "StaticInputError",
     "UnsupportedOpsError", "Variable", "VariablesNotSupportedError", "__version__", "config",
-    "convert", "convert_from_restored", "convert_functional",
+    "convert", "convert_from_restored", "convert_functional", "convert_graph_def",
     "convert_functional_from_restored", "get_config", "override_config", "plugins",
     "register_plugin", "reload_plugins", "unregister_plugin", "update_config",
 ]

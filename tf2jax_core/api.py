@@ -7,7 +7,9 @@ the `_from_restored` variants take a restored SavedModel function without retrac
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import os
 import re
 from typing import Any, Callable, Sequence
 
@@ -20,8 +22,9 @@ from tf2jax_core import config as config_lib
 from tf2jax_core import dtypes
 from tf2jax_core import plugins
 from tf2jax_core.errors import (ConversionError, DtypeMismatchError, InputSpecError,
-                                MissingRngError, VariablesNotSupportedError)
-from tf2jax_core.graph import Library, parse_tensor_name, read_graph
+                                InvalidGraphError, MissingInputError, MissingRngError,
+                                VariablesNotSupportedError)
+from tf2jax_core.graph import Library, infer_output_dtypes, parse_tensor_name, read_graph
 from tf2jax_core.walker import CallContext, Session, VariableRef, x64_message
 
 VARIABLE_OPS = ("VarHandleOp",)
@@ -94,6 +97,17 @@ def convert_functional_from_restored(fn) -> AnnotatedFunction:
   return _convert(_restored_concrete_function(fn), functional=True)[0]
 
 
+def convert_graph_def(graph_def, inputs: Sequence[str],
+                      outputs: Sequence[str] | str) -> AnnotatedFunction:
+  """Converts a frozen GraphDef: a `GraphDef` proto, its bytes, or a `.pb`/`.pbtxt` path.
+
+  `inputs` names the placeholders that become the positional arguments, in order
+  ("x" or "x:0"); `outputs` names the tensors to return ("probs:0"): a list returns a
+  list, one name returns one array. Only the nodes the outputs depend on are converted.
+  """
+  return _build(_source_of_graph_def(graph_def, inputs, outputs), functional=True)[0]
+
+
 # Tracing ---------------------------------------------------------------------
 
 
@@ -146,23 +160,33 @@ def _restored_concrete_function(fn):
 # Conversion ------------------------------------------------------------------
 
 
-def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
+@dataclasses.dataclass
+class _Source:
+  """What a conversion needs, read from a ConcreteFunction or a frozen GraphDef."""
+
+  name: str
+  what: str
+  graph_def: Any
+  placeholders: list[str]  # user inputs first, then captured ones
+  captured: list  # feeds of the captured placeholders (VariableRefs, constants)
+  variables: list  # (param name, tf.Variable)
+  out_refs: list[tuple[str, int]]
+  flat_outputs: list  # leaves of `structure`: tensors/specs or Python constants
+  out_leaf_is_tensor: list[bool]
+  out_specs: list
+  structure: Any
+  sig_args: tuple
+  sig_kwargs: dict
+  arg_names: list[str]
+
+
+def _source_of_function(cf, functional: bool) -> _Source:
   import tensorflow as tf
   name = _display_name(cf)
   what = f"TF function {name!r}"
-  graph_def = cf.graph.as_graph_def()
-  manager = plugins.manager()
-  table = manager.op_table()
-  library = Library.from_graph_def(graph_def)
-  session = Session(table, library, manager.graph_rewrites(), what)
-  graph = read_graph(graph_def)
-  session.rewrite(graph)
-
   placeholders = [t.op.name for t in cf.inputs]
-  num_captured = len(cf.captured_inputs)
-  user_placeholders = placeholders[:len(placeholders) - num_captured]
-  captured, variables = _captures(cf, placeholders[len(user_placeholders):], functional)
-
+  num_user = len(placeholders) - len(cf.captured_inputs)
+  captured, variables = _captures(cf, placeholders[num_user:], functional)
   # Structured outputs hold graph tensors (traced functions) or TensorSpecs (restored
   # ones); either way they line up with `cf.outputs`.
   flat_outputs = tree.flatten(cf.structured_outputs)
@@ -175,26 +199,131 @@ def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
   if sum(out_leaf_is_tensor) != len(cf.outputs):
     raise ConversionError(f"{what}: {len(cf.outputs)} output tensors do not match its "
                           f"structured outputs {cf.structured_outputs}.")
-  out_refs = [parse_tensor_name(t.name) for t in cf.outputs]
   tensors = iter(cf.outputs)
   out_specs = [tf.TensorSpec(next(tensors).shape, leaf.dtype) if is_tensor else leaf
                for is_tensor, leaf in zip(out_leaf_is_tensor, flat_outputs)]
-  compiled = session.compile_graph(graph, placeholders, out_refs)
+  sig_args, sig_kwargs = cf.structured_input_signature
+  ftype = getattr(cf, "function_type", None)
+  params = list(ftype.parameters) if ftype is not None else []
+  if len(params) == len(sig_args) + len(sig_kwargs):
+    arg_names = params[:len(sig_args)]
+  else:
+    arg_names = [f"arg{i}" for i in range(len(sig_args))]
+  return _Source(name, what, cf.graph.as_graph_def(), placeholders, captured, variables,
+                 [parse_tensor_name(t.name) for t in cf.outputs], flat_outputs,
+                 out_leaf_is_tensor, out_specs, cf.structured_outputs, tuple(sig_args),
+                 dict(sig_kwargs), arg_names)
+
+
+def _load_graph_def(graph_def):
+  from google.protobuf import message, text_format
+  from tensorflow.core.framework import graph_pb2
+  if isinstance(graph_def, graph_pb2.GraphDef):
+    return graph_def, "GraphDef"
+  label = "GraphDef"
+  if isinstance(graph_def, (str, os.PathLike)):
+    label = str(graph_def)
+    with open(graph_def, "rb") as f:
+      data = f.read()
+    text = label.endswith((".pbtxt", ".txt"))
+  elif isinstance(graph_def, bytes):
+    data, text = graph_def, False
+  else:
+    raise TypeError("convert_graph_def takes a GraphDef, its serialized bytes or a path, got "
+                    f"{type(graph_def).__name__}.")
+  proto = graph_pb2.GraphDef()
+  try:
+    if text:
+      text_format.Parse(data.decode("utf-8"), proto)
+    else:
+      proto.ParseFromString(data)
+  except (message.DecodeError, text_format.ParseError, UnicodeDecodeError) as e:
+    raise InvalidGraphError(f"{label} is not a readable GraphDef: {e}") from None
+  return proto, label
+
+
+def _source_of_graph_def(graph_def, inputs, outputs) -> _Source:
+  import tensorflow as tf
+  from tensorflow.core.framework import graph_pb2
+  proto, label = _load_graph_def(graph_def)
+  what = f"GraphDef {label!r}"
+  single = isinstance(outputs, str)
+  out_names = [outputs] if single else list(outputs)
+  in_names = [parse_tensor_name(n)[0] for n in inputs]
+  nodes = {n.name: n for n in proto.node}
+  for name in in_names:
+    if name not in nodes or nodes[name].op not in ("Placeholder", "PlaceholderWithDefault"):
+      found = nodes[name].op if name in nodes else "no such node"
+      raise MissingInputError(f"{what}: input {name!r} must name a Placeholder ({found}).")
+  out_refs = [parse_tensor_name(n) for n in out_names]
+  for name, _ in out_refs:
+    if name not in nodes:
+      raise MissingInputError(f"{what}: output {name!r} names no node of the graph.")
+  # Keep what the outputs depend on (TF1 graphs carry unused placeholders and savers).
+  keep, stack = set(), [n for n, _ in out_refs]
+  while stack:
+    name = stack.pop()
+    if name in keep or name in in_names:
+      keep.add(name)
+      continue
+    keep.add(name)
+    if name not in nodes:
+      continue  # reported by the validation pass with the node that names it
+    stack.extend(i.lstrip("^").rsplit(":", 1)[0] if ":" in i else i.lstrip("^")
+                 for i in nodes[name].input)
+  pruned = graph_pb2.GraphDef()
+  pruned.versions.CopyFrom(proto.versions)
+  pruned.library.CopyFrom(proto.library)
+  pruned.node.extend(n for n in proto.node if n.name in keep | set(in_names))
+  graph = read_graph(pruned)
+  library = Library.from_graph_def(pruned)
+  specs = []
+  for name in in_names:
+    attrs = graph.nodes[name].attrs
+    shape = attrs.get("shape")
+    specs.append(tf.TensorSpec(shape, tf.as_dtype(attrs["dtype"]), name=name))
+  out_specs = []
+  for name, port in out_refs:
+    dtypes_ = infer_output_dtypes(graph.nodes[name], library) or ()
+    dtype = dtypes_[port] if port < len(dtypes_) else None
+    out_specs.append(tf.TensorSpec(None, tf.as_dtype(dtype)) if isinstance(dtype, np.dtype)
+                     else None)
+  arg_names = [re.sub(r"\W", "_", n) for n in in_names]
+  structure = out_specs[0] if single else list(out_specs)
+  return _Source(label, what, pruned, in_names, [], [], out_refs, list(out_specs),
+                 [True] * len(out_refs), out_specs, structure, tuple(specs), {}, arg_names)
+
+
+def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
+  return _build(_source_of_function(cf, functional), functional)
+
+
+def _build(src: _Source, functional: bool) -> tuple[AnnotatedFunction, dict]:
+  what = src.what
+  manager = plugins.manager()
+  table = manager.op_table()
+  library = Library.from_graph_def(src.graph_def)
+  session = Session(table, library, manager.graph_rewrites(), what)
+  graph = read_graph(src.graph_def)
+  session.rewrite(graph)
+  compiled = session.compile_graph(graph, src.placeholders, src.out_refs)
   session.raise_if_unsupported(manager.install_hint)
 
   variable_nodes = [n for g in [graph] + [library.graph(f) for f in session.functions]
                     for n in g.nodes.values() if n.op in VARIABLE_OPS]
-  if functional and (variables or variable_nodes):
-    names = [v[0] for v in variables] + [n.path for n in variable_nodes]
+  if functional and (src.variables or variable_nodes):
+    names = [v[0] for v in src.variables] + [n.path for n in variable_nodes]
     raise VariablesNotSupportedError(
         f"{what} uses variables ({', '.join(names[:5])}), so convert_functional cannot "
         "drop its params: use tf2jax.convert, which returns (jax_fn, params).")
 
-  params = _read_params(what, variables)
-  sig_args, sig_kwargs = cf.structured_input_signature
-  binder = _InputBinder(what, cf, sig_args, sig_kwargs, len(user_placeholders))
+  params = _read_params(what, src.variables)
+  binder = _InputBinder(what, src.arg_names, src.sig_args, src.sig_kwargs,
+                        len(src.placeholders) - len(src.captured))
   random_nodes = list(session.random_nodes)
-  structure = cf.structured_outputs
+  captured = list(src.captured)
+  flat_outputs, out_leaf_is_tensor, structure = (src.flat_outputs, src.out_leaf_is_tensor,
+                                                 src.structure)
 
   def run(params: dict, args, kwargs, rng):
     flat_inputs = binder.bind(args, kwargs)
@@ -211,8 +340,8 @@ def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
     return tree.unflatten_as(structure, flat), ctx.params
 
   doc = f"JAX version of {what}, converted by tf2jax."
-  in_specs = (sig_args, sig_kwargs)
-  out_struct = tree.unflatten_as(structure, out_specs) if flat_outputs else structure
+  in_specs = (src.sig_args, src.sig_kwargs)
+  out_struct = tree.unflatten_as(structure, src.out_specs) if flat_outputs else structure
   if functional:
     def jax_fn(*args, rng=None, **kwargs):
       return run({}, args, kwargs, rng)[0]
@@ -222,7 +351,8 @@ def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
     def jax_fn(params, *args, rng=None, **kwargs):
       return run(params, args, kwargs, rng)
     sig = binder.signature(with_params=True)
-  fn = AnnotatedFunction(jax_fn, in_specs, out_struct, sig, name, doc, converted=compiled)
+  fn = AnnotatedFunction(jax_fn, in_specs, out_struct, sig, src.name, doc,
+                         converted=compiled)
   return fn, params
 
 
@@ -286,18 +416,11 @@ def _as_output(value, what: str):
 class _InputBinder:
   """Binds a call's args/kwargs to the traced input specs and checks them."""
 
-  def __init__(self, what, cf, sig_args, sig_kwargs, num_placeholders: int):
+  def __init__(self, what, names, sig_args, sig_kwargs, num_placeholders: int):
     self.what = what
     self.sig_args = tuple(sig_args)
     self.sig_kwargs = dict(sig_kwargs)
-    names = []
-    ftype = getattr(cf, "function_type", None)
-    params = list(ftype.parameters) if ftype is not None else []
-    if len(params) == len(self.sig_args) + len(self.sig_kwargs):
-      names = params[:len(self.sig_args)]
-    else:
-      names = [f"arg{i}" for i in range(len(self.sig_args))]
-    self.names = [n for n in names]
+    self.names = list(names)
     self._sig = inspect.Signature(
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in self.names]
         + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in self.sig_kwargs])
