@@ -119,11 +119,13 @@ def decode_tensor(proto, where: str = "") -> np.ndarray:
       raise InvalidGraphError(
           f"Tensor content of {len(proto.tensor_content)} bytes does not match its shape "
           f"{list(shape)} of {dtypes.name(dtype)} ({count * itemsize} bytes){at}.")
-  else:
-    values = max(len(getattr(proto, f)) for f in _VALUE_FIELDS)
-    if values > max(count, 1) * (2 if dtype in (np.complex64, np.complex128) else 1):
-      raise InvalidGraphError(
-          f"Tensor holds {values} values but its shape {list(shape)} has {count}{at}.")
+  else:  # TF uses the first `count` values when a proto holds more.
+    per = 2 if dtype in (np.complex64, np.complex128) else 1
+    extra = [f for f in _VALUE_FIELDS if len(getattr(proto, f)) > count * per]
+    if extra:
+      proto = type(proto).FromString(proto.SerializeToString())
+      for f in extra:
+        del getattr(proto, f)[count * per:]
   value = tensor_util.MakeNdarray(proto)
   if isinstance(dtype, np.dtype) and value.dtype != dtype and dtype != object:
     value = value.astype(dtype)
@@ -252,23 +254,82 @@ class Library:
       return self._graphs[name]
     if name not in self._defs:
       raise MissingInputError(f"The graph calls function {name!r}, which its library lacks.")
-    fdef = self._defs[name]
-    from tensorflow.python.framework import function_def_to_graph
-    try:
-      graph_def, flat_names = function_def_to_graph.function_def_to_graph_def(fdef)
-    except Exception as e:
-      raise InvalidGraphError(f"Cannot read library function {name!r}: {e}") from e
-    graph = read_graph(graph_def, name)
-    graph.inputs = [arg.name for arg in fdef.signature.input_arg]
-    graph.input_dtypes = [_arg_dtype(arg, {}) for arg in fdef.signature.input_arg]
-    for arg in fdef.signature.output_arg:
-      ret = fdef.ret[arg.name]
-      graph.outputs.append(parse_tensor_name(flat_names.get(ret, ret)))
-      graph.output_dtypes.append(_arg_dtype(arg, {}))
+    graph = self._read_function(self._defs[name])
     if rewrite is not None:
       rewrite(graph)
     self._graphs[name] = graph
     return graph
+
+  def _read_function(self, fdef) -> Graph:
+    """A FunctionDef as a Graph: `node:out_arg:i` inputs become flat `node:port`s."""
+    from tensorflow.python.framework import op_def_registry
+    fname = fdef.signature.name
+    nodes: dict[str, Node] = {}
+    for i, arg in enumerate(fdef.signature.input_arg):
+      attrs = {"dtype": _arg_dtype(arg, {})}
+      shapes = fdef.arg_attr[i].attr.get("_output_shapes") if i in fdef.arg_attr else None
+      if shapes is not None and len(shapes.list.shape) == 1:
+        attrs["shape"] = decode_shape(shapes.list.shape[0], f"argument {arg.name!r}")
+      nodes[arg.name] = Node(arg.name, "Placeholder", [], [], attrs, fname)
+    flat: dict[str, tuple[str, int]] = {}
+    protos = list(fdef.node_def)
+    for proto in protos:
+      if proto.name in nodes:
+        raise InvalidGraphError(f"Duplicate node name {proto.name!r} in function {fname!r}.")
+      node = read_node(proto, fname)
+      nodes[proto.name] = node
+      if proto.op in self._defs:
+        sig = self._defs[proto.op].signature
+        counts = [(a.name, 1) for a in sig.output_arg]
+      else:
+        op_def = op_def_registry.get(proto.op)
+        if op_def is None:
+          continue  # an op TF does not know: it has no lowering either, and is reported
+        defaults = {a.name: decode_attr(a.default_value) for a in op_def.attr
+                    if a.HasField("default_value")}
+        counts = _output_arg_counts(op_def.output_arg, node.attrs, defaults)
+      port = 0
+      for arg_name, n in counts:
+        for k in range(n or 0):
+          flat[f"{proto.name}:{arg_name}:{k}"] = (proto.name, port + k)
+        port += n or 0
+
+    def resolve(ref: str, where: str) -> tuple[str, int]:
+      if ref in nodes and nodes[ref].op == "Placeholder" and ref in inputs:
+        return ref, 0
+      if ref in flat:
+        return flat[ref]
+      raise MissingInputError(f"{where} has input {ref!r}, which function {fname!r} lacks.")
+
+    inputs = {arg.name for arg in fdef.signature.input_arg}
+    for proto in protos:
+      node = nodes[proto.name]
+      where = f"{node.op} node {node.path!r}"
+      node.inputs = [resolve(ref, where) for ref in proto.input if not ref.startswith("^")]
+      node.control_inputs = [ref[1:] for ref in proto.input if ref.startswith("^")]
+    graph = Graph(fname, nodes)
+    graph.inputs = [arg.name for arg in fdef.signature.input_arg]
+    graph.input_dtypes = [_arg_dtype(arg, {}) for arg in fdef.signature.input_arg]
+    for arg in fdef.signature.output_arg:
+      if arg.name not in fdef.ret:
+        raise MissingInputError(f"Function {fname!r} does not return its output {arg.name!r}.")
+      graph.outputs.append(resolve(fdef.ret[arg.name], f"output {arg.name!r} of {fname!r}"))
+      graph.output_dtypes.append(_arg_dtype(arg, {}))
+    return graph
+
+
+def _output_arg_counts(op_def_outputs, attrs: dict, defaults: dict) -> list[tuple[str, int]]:
+  counts = []
+  for arg in op_def_outputs:
+    if arg.number_attr:
+      n = attrs.get(arg.number_attr, defaults.get(arg.number_attr))
+    elif arg.type_list_attr:
+      n = attrs.get(arg.type_list_attr, defaults.get(arg.type_list_attr))
+      n = len(n) if isinstance(n, list) else None
+    else:
+      n = 1
+    counts.append((arg.name, n))
+  return counts
 
 
 def _arg_dtype(arg, attrs):
