@@ -273,3 +273,31 @@ def test_custom_gradient_is_refused_until_supported_or_plain_autodiff_when_off()
     fn = tf2jax.convert_functional(forward, np.zeros_like(x))
   np.testing.assert_allclose(fn(x), forward(x).numpy(), rtol=1e-6)
   np.testing.assert_allclose(jax.grad(fn)(x), np.exp(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [
+    [[1.0, 2.0, 3.0]],  # a Python list, as TF accepts
+    np.zeros((0, 3), np.float32),  # a 0-sized batch
+    np.array([[np.nan, np.inf, -np.inf]], np.float32),
+], ids=["list", "empty-batch", "nan-inf"])
+def test_call_time_inputs_same_eager_and_jit(value):
+  @tf.function
+  def forward(x):
+    return tf.nn.relu(x) * 2.0 + tf.reduce_sum(x, axis=[1], keepdims=True)
+
+  fn = tf2jax.convert_functional(forward, tf.TensorSpec((None, 3), tf.float32))
+  expected = forward(tf.constant(value, tf.float32)).numpy()
+  eager, jitted = fn(value), jax.jit(fn)(value)
+  for got in (eager, jitted):
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_python_scalar_where_tf_would_refuse_it():
+  fn = tf2jax.convert_functional(tf.function(lambda x: x + 1), np.zeros((), np.int32))
+  assert fn(3).dtype == jnp.int32 and int(fn(3)) == 4
+  with pytest.raises((tf2jax.InputSpecError, ValueError, TypeError)):
+    fn(2.5)  # TF: a float is not convertible to int32 without loss
+  with pytest.raises(tf2jax.InputSpecError, match="does not fit int32"):
+    fn(2**40)

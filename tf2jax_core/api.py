@@ -178,6 +178,7 @@ class _Source:
   sig_args: tuple
   sig_kwargs: dict
   arg_names: list[str]
+  tf_validate: Any = None  # an external GraphDef to import into TF, refusing what TF refuses
 
 
 def _source_of_function(cf, functional: bool) -> _Source:
@@ -280,8 +281,11 @@ def _source_of_graph_def(graph_def, inputs, outputs) -> _Source:
   specs = []
   for name in in_names:
     attrs = graph.nodes[name].attrs
-    shape = attrs.get("shape")
-    specs.append(tf.TensorSpec(shape, tf.as_dtype(attrs["dtype"]), name=name))
+    dtype = attrs.get("dtype")
+    if not isinstance(dtype, np.dtype) or dtype == object:
+      raise InvalidGraphError(f"{what}: input placeholder {name!r} has no numeric dtype attr "
+                              f"(dtype={dtype!r}).")
+    specs.append(tf.TensorSpec(attrs.get("shape"), tf.as_dtype(dtype), name=name))
   out_specs = []
   for name, port in out_refs:
     dtypes_ = infer_output_dtypes(graph.nodes[name], library) or ()
@@ -291,7 +295,19 @@ def _source_of_graph_def(graph_def, inputs, outputs) -> _Source:
   arg_names = [re.sub(r"\W", "_", n) for n in in_names]
   structure = out_specs[0] if single else list(out_specs)
   return _Source(label, what, pruned, in_names, [], [], out_refs, list(out_specs),
-                 [True] * len(out_refs), out_specs, structure, tuple(specs), {}, arg_names)
+                 [True] * len(out_refs), out_specs, structure, tuple(specs), {}, arg_names,
+                 tf_validate=proto)
+
+
+def _tf_import_check(what: str, graph_def) -> None:
+  """TF's own import (op definitions, attrs, shape functions) as the last validator."""
+  import tensorflow as tf
+  try:
+    with tf.Graph().as_default():
+      tf.graph_util.import_graph_def(graph_def, name="")
+  except Exception as e:
+    raise InvalidGraphError(f"{what}: TensorFlow refuses the graph: "
+                            f"{type(e).__name__}: {str(e)[:500]}") from None
 
 
 def _convert(cf, functional: bool) -> tuple[AnnotatedFunction, dict]:
@@ -307,6 +323,8 @@ def _build(src: _Source, functional: bool) -> tuple[AnnotatedFunction, dict]:
   graph = read_graph(src.graph_def)
   session.rewrite(graph)
   compiled = session.compile_graph(graph, src.placeholders, src.out_refs)
+  if src.tf_validate is not None:
+    _tf_import_check(what, src.tf_validate)
   session.raise_if_unsupported(manager.install_hint)
 
   variable_nodes = [n for g in [graph] + [library.graph(f) for f in session.functions]
@@ -481,8 +499,14 @@ class _InputBinder:
 
   def _input(self, spec, value, name):
     want_dtype = np.dtype(spec.dtype.as_numpy_dtype)
-    if isinstance(value, (bool, int, float, complex, list)):
-      value = np.asarray(value, dtype=want_dtype)
+    if isinstance(value, (list, tuple)):  # nested Python lists, of tracers under jit
+      leaves = jax.tree_util.tree_leaves(value)
+      if any(isinstance(v, jax.core.Tracer) for v in leaves):
+        value = jnp.asarray(value, dtype=want_dtype)
+      else:
+        value = _from_python(value, want_dtype, self.what, name)
+    elif isinstance(value, (bool, int, float, complex)):
+      value = _from_python(value, want_dtype, self.what, name)
     elif not hasattr(value, "shape") or not hasattr(value, "dtype"):
       raise InputSpecError(f"{self.what}: input {name!r} must be an array, got "
                            f"{type(value).__name__}.")
@@ -505,6 +529,21 @@ class _InputBinder:
             f"{self.what}: input {name!r} is {np.dtype(value.dtype).name}", converted.dtype))
       value = converted
     return value
+
+
+def _from_python(value, dtype: np.dtype, what: str, name: str) -> np.ndarray:
+  """A Python value as TF converts it: refused when the conversion would lose it."""
+  kinds = {np.asarray(v).dtype.kind for v in jax.tree_util.tree_leaves(value)}
+  order = "biufc"
+  if any(order.index(k) > order.index(dtype.kind) for k in kinds if k in order) or \
+      (dtype.kind != "b" and "b" in kinds) or (dtype.kind == "b" and kinds - {"b"}):
+    raise InputSpecError(f"{what}: input {name!r}: {value!r} cannot be converted to "
+                         f"{dtype.name} without loss (TF refuses it too).")
+  try:
+    return np.asarray(value, dtype=dtype)
+  except (OverflowError, ValueError) as e:
+    raise InputSpecError(f"{what}: input {name!r}: {value!r} does not fit {dtype.name}: "
+                         f"{e}") from None
 
 
 def _compatible(shape: tuple, want) -> bool:

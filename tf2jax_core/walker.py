@@ -239,7 +239,14 @@ class Session:
       return _Step(node, _unfed(node), args, lowering, num_outputs, None)
     if lowering.needs_rng:
       self.random_nodes.append(node)
-    run = lowering.build(node)
+    try:
+      run = lowering.build(node)
+    except (ConversionError, LookupError):
+      raise
+    except Exception as e:
+      raise NodeExecutionError(
+          f"Cannot lower {node.op} node {node.path!r} (lowering from {lowering.provider}): "
+          f"{type(e).__name__}: {e}") from e
     # A builder that deliberately changes TF's dtype (e.g. the bfloat16 constant flags)
     # says so by updating node.output_dtypes.
     return _Step(node, run, args, lowering, num_outputs, node.output_dtypes)

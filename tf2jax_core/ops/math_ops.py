@@ -68,8 +68,12 @@ def matmul(node):
   ta, tb = node.attrs.get("transpose_a", False), node.attrs.get("transpose_b", False)
 
   def run(a, b):
-    m = xnp(a, b)
-    return m.matmul(a.T if ta else a, b.T if tb else b)
+    if np.ndim(a) != 2 or np.ndim(b) != 2:
+      raise ValueError(f"MatMul takes matrices, got shapes {np.shape(a)} and {np.shape(b)}")
+    a, b = (a.T if ta else a), (b.T if tb else b)
+    if a.shape[1] != b.shape[0]:
+      raise ValueError(f"MatMul dimensions do not match: {a.shape} @ {b.shape}")
+    return xnp(a, b).matmul(a, b)
   return run
 
 
@@ -85,11 +89,13 @@ def _reduce(node, name: str):
   keep = node.attrs.get("keep_dims", False)
 
   def run(x, axes):
-    axes = tuple(int(a) for a in np.reshape(axes, -1))
+    axes = [int(a) for a in np.reshape(axes, -1)]
     rank = np.ndim(x)
-    if any(not -rank <= a < max(rank, 1) for a in axes):
+    if any(not -rank <= a < rank for a in axes):
       raise ValueError(f"reduction axes {axes} out of range for rank {rank}")
-    axes = tuple(sorted({a % max(rank, 1) for a in axes})) if rank else ()
+    axes = tuple(a % rank for a in axes)
+    if len(set(axes)) != len(axes):
+      raise ValueError(f"reduction axes contain a duplicate dimension: {axes}")
     m = xnp(x)
     return getattr(m, name)(x, axis=axes, keepdims=keep, dtype=x.dtype)
   return run

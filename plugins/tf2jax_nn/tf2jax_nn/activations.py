@@ -29,6 +29,10 @@ def bias_add(node):
   channels_first = node.attrs.get("data_format", "NHWC") == "NCHW"
 
   def run(x, bias):
+    axis = 1 if channels_first else -1
+    if np.ndim(bias) != 1 or np.ndim(x) < 2 or np.shape(x)[axis] != np.shape(bias)[0]:
+      raise ValueError(f"BiasAdd needs a rank-1 bias matching the channels of a rank >= 2 "
+                       f"input; got value {np.shape(x)}, bias {np.shape(bias)}")
     if channels_first and np.ndim(x) > 2:
       bias = xnp(bias).reshape(bias, (-1,) + (1,) * (np.ndim(x) - 2))
     return xnp(x, bias).add(x, bias)
