@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from tf2jax_core import dtypes
+from tf2jax_core.lowering import static_limit
 from tf2jax_core.errors import (ConversionError, InvalidGraphError, MissingInputError,
                                 SizeLimitError)
 
@@ -108,7 +109,7 @@ def decode_tensor(proto, where: str = "") -> np.ndarray:
     raise InvalidGraphError(f"Tensor of unknown shape {shape}{at}.")
   count = int(np.prod(shape, dtype=object))
   itemsize = dtype.itemsize if isinstance(dtype, np.dtype) and dtype != object else 1
-  limit = _static_limit()
+  limit = static_limit()
   if count * itemsize > limit:
     raise SizeLimitError(
         f"Tensor of shape {list(shape)} ({count * itemsize:,} bytes){at} is larger than "
@@ -130,11 +131,6 @@ def decode_tensor(proto, where: str = "") -> np.ndarray:
   if isinstance(dtype, np.dtype) and value.dtype != dtype and dtype != object:
     value = value.astype(dtype)
   return np.asarray(value)
-
-
-def _static_limit() -> int:
-  from tf2jax_core.config import get_config
-  return get_config("max_static_value_bytes")
 
 
 def decode_attr(value, where: str = "") -> Any:

@@ -103,9 +103,22 @@ def is_static(*values: Any) -> bool:
   return all(isinstance(v, (np.ndarray, np.generic)) for v in values)
 
 
-def xnp(*values: Any):
-  """`numpy` when every value is static, else `jax.numpy`."""
+def xnp(*values: Any, result_bytes: int | None = None):
+  """`numpy` when every value is static, else `jax.numpy`.
+
+  Ops whose output can be much larger than their inputs (Fill, Range, Tile, ...) pass
+  `result_bytes`: above the `max_static_value_bytes` limit the result is left to JAX at
+  call time instead of being materialised at conversion time.
+  """
+  if result_bytes is not None and result_bytes > static_limit():
+    return jnp
   return np if is_static(*values) else jnp
+
+
+def static_limit() -> int:
+  """The `max_static_value_bytes` config flag."""
+  from tf2jax_core.config import get_config
+  return get_config("max_static_value_bytes")
 
 
 # Dtype groups for attr rules.

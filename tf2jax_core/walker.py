@@ -20,10 +20,10 @@ import numpy as np
 from tf2jax_core import dtypes
 from tf2jax_core.errors import (BadAttr, ConversionError, DtypeMismatchError,
                                 GraphCycleError, MissingInputError, MissingOp,
-                                NodeExecutionError, RecursiveFunctionError, StaticInputError,
-                                UnsupportedOpsError)
+                                NodeExecutionError, RecursiveFunctionError, SizeLimitError,
+                                StaticInputError, UnsupportedOpsError)
 from tf2jax_core.graph import Graph, Library, Node, referenced_functions
-from tf2jax_core.lowering import Lowering, Provider
+from tf2jax_core.lowering import Lowering, Provider, static_limit
 from tf2jax_core.registry import OpTable, attr_problems
 from tf2jax_core.validate import validate_graph
 
@@ -86,6 +86,7 @@ class CompiledGraph:
       raise MissingInputError(
           f"Function {self.name!r} takes {len(self.input_steps)} inputs, got {len(inputs)}.")
     values: list[Any] = [None] * len(self.steps)
+    limit = static_limit()
     for index, value in zip(self.input_steps, inputs):
       values[index] = [value]
     for i, step in enumerate(self.steps):
@@ -107,11 +108,11 @@ class CompiledGraph:
         raise NodeExecutionError(
             f"{step.node.op} node {step.node.path!r} (lowering from {provider}) failed: "
             f"{type(e).__name__}: {e}") from e
-      values[i] = _outputs(step, result, args)
+      values[i] = _outputs(step, result, args, limit)
     return [values[j][p] for j, p in self.outputs]
 
 
-def _outputs(step: _Step, result, args) -> list:
+def _outputs(step: _Step, result, args, limit: int) -> list:
   if step.num_outputs == 1 and not (isinstance(result, (list, tuple)) and len(result) == 1):
     outs = [result]
   elif result is None:
@@ -121,6 +122,11 @@ def _outputs(step: _Step, result, args) -> list:
   for k, out in enumerate(outs):
     if isinstance(out, np.generic):
       outs[k] = out = np.asarray(out)
+    if isinstance(out, np.ndarray) and out.nbytes > limit:
+      raise SizeLimitError(
+          f"{step.node.op} node {step.node.path!r} computed a static value of "
+          f"{out.nbytes:,} bytes at conversion time, above max_static_value_bytes "
+          f"({limit:,}); its lowering should pass result_bytes to xnp().")
     if step.expected is not None and k < len(step.expected):
       want = step.expected[k]
       got = getattr(out, "dtype", None)
