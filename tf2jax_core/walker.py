@@ -65,9 +65,11 @@ class CallContext:
         self._rng, zlib.crc32(call_node.name.encode()))
     return CallContext(self.params, rng, f"{self.path}/{call_node.name}")
 
-  def call(self, function: "CompiledGraph", args: Sequence) -> list:
-    """Runs a compiled library function from the current node."""
-    return function.run(self.child(self.node), args)
+  def call(self, function: "CompiledGraph", args: Sequence,
+           outputs: Sequence[int] | None = None) -> list:
+    """Runs a compiled library function from the current node (optionally only some
+    of its outputs)."""
+    return function.run(self.child(self.node), args, outputs)
 
 
 class CompiledGraph:
@@ -80,17 +82,40 @@ class CompiledGraph:
     self.input_steps = input_steps
     self.outputs = outputs
     self.output_dtypes = output_dtypes
+    self._needed_cache: dict[tuple[int, ...], list[bool]] = {}
 
-  def run(self, ctx: CallContext, inputs: Sequence) -> list:
+  def needed_steps(self, outputs: Sequence[int]) -> list[bool]:
+    """Which steps the given outputs depend on through data edges."""
+    key = tuple(outputs)
+    if key not in self._needed_cache:
+      needed = [False] * len(self.steps)
+      stack = [self.outputs[k][0] for k in key]
+      while stack:
+        i = stack.pop()
+        if not needed[i]:
+          needed[i] = True
+          stack.extend(j for j, _ in self.steps[i].args)
+      self._needed_cache[key] = needed
+    return self._needed_cache[key]
+
+  def input_dependencies(self, outputs: Sequence[int]) -> set[int]:
+    """Positions of the inputs that the given outputs depend on."""
+    needed = self.needed_steps(outputs)
+    return {k for k, i in enumerate(self.input_steps) if needed[i]}
+
+  def run(self, ctx: CallContext, inputs: Sequence, outputs: Sequence[int] | None = None
+          ) -> list:
+    """Evaluates the graph; with `outputs`, only those outputs and what they need."""
     if len(inputs) != len(self.input_steps):
       raise MissingInputError(
           f"Function {self.name!r} takes {len(self.input_steps)} inputs, got {len(inputs)}.")
     values: list[Any] = [None] * len(self.steps)
     limit = static_limit()
+    needed = None if outputs is None else self.needed_steps(outputs)
     for index, value in zip(self.input_steps, inputs):
       values[index] = [value]
     for i, step in enumerate(self.steps):
-      if values[i] is not None:
+      if values[i] is not None or (needed is not None and not needed[i]):
         continue
       args = [values[j][p] for j, p in step.args]
       try:
@@ -109,7 +134,8 @@ class CompiledGraph:
             f"{step.node.op} node {step.node.path!r} (lowering from {provider}) failed: "
             f"{type(e).__name__}: {e}") from e
       values[i] = _outputs(step, result, args, limit)
-    return [values[j][p] for j, p in self.outputs]
+    refs = self.outputs if outputs is None else [self.outputs[k] for k in outputs]
+    return [values[j][p] for j, p in refs]
 
 
 def _outputs(step: _Step, result, args, limit: int) -> list:

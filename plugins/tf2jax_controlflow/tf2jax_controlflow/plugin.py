@@ -2,11 +2,11 @@
 
 from tf2jax_core import hookimpl
 
-from tf2jax_controlflow import conditionals
+from tf2jax_controlflow import functional
 
 TF2JAX_PLUGIN_API = 1
 
 
 @hookimpl
 def tf2jax_register_ops(registry):
-  registry.add_module(conditionals)
+  registry.add_module(functional)
