@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tf2jax_core import ConversionError, is_static, lowering
+from tf2jax_controlflow.tensor_lists import TensorList
 
 # Python-unrolled iterations allowed when computing a static trip count.
 MAX_SIMULATED_ITERATIONS = 100_000
@@ -37,7 +38,8 @@ def _truth(value):
 
 
 def _is_array(value) -> bool:
-  return isinstance(value, (np.ndarray, np.generic, jax.Array))
+  """Values that travel through lax control flow (arrays and TensorLists)."""
+  return isinstance(value, (np.ndarray, np.generic, jax.Array, TensorList))
 
 
 class _Threaded:
@@ -145,14 +147,43 @@ def while_(node):
         values[i] = v
     return None
 
+  def describe(value) -> str:
+    if isinstance(value, TensorList):
+      inner = "unallocated" if value.buffer is None else describe(value.buffer)
+      return f"TensorList({value.length} x {inner})"
+    return f"{np.dtype(value.dtype).name}{list(np.shape(value))}"
+
   def check_invariant(indices, before, after) -> None:
     for k, a, b in zip(indices, before, after):
-      if np.shape(a) != np.shape(b) or np.dtype(a.dtype) != np.dtype(b.dtype):
+      leaves_a, tree_a = jax.tree_util.tree_flatten(a)
+      leaves_b, tree_b = jax.tree_util.tree_flatten(b)
+      if tree_a != tree_b or any(
+          np.shape(x) != np.shape(y) or np.dtype(x.dtype) != np.dtype(y.dtype)
+          for x, y in zip(leaves_a, leaves_b)):
         raise ConversionError(
-            f"While node {node.path!r}: loop variable {k} changes from "
-            f"{np.dtype(a.dtype).name}{list(np.shape(a))} to "
-            f"{np.dtype(b.dtype).name}{list(np.shape(b))} across iterations (TF "
-            "shape_invariants); JAX loops need fixed shapes and dtypes.")
+            f"While node {node.path!r}: loop variable {k} changes from {describe(a)} to "
+            f"{describe(b)} across iterations (TF shape_invariants); JAX loops need fixed "
+            "shapes and dtypes.")
+
+  def allocate_lists(t, operands):
+    """Gives TensorLists first written inside the body their buffer before the loop."""
+    params, arrays = operands
+    if not any(isinstance(a, TensorList) and a.buffer is None for a in arrays):
+      return operands
+    _, shapes = jax.eval_shape(lambda ops: raw_body(t, ops), operands)
+    t.finish(params)
+    filled = []
+    for a, s in zip(arrays, shapes):
+      if isinstance(a, TensorList) and a.buffer is None and isinstance(s, TensorList) \
+          and s.buffer is not None:
+        a = TensorList(a.length, a.dtype, a.element_shape,
+                       jnp.zeros(s.buffer.shape, s.buffer.dtype))
+      filled.append(a)
+    return params, filled
+
+  def raw_body(t, operands):
+    outs, new_params = t.call(body, operands)
+    return new_params, [outs[i] for i in t.arrays]
 
   def run(ctx, *args):
     if len(args) != num:
@@ -161,18 +192,17 @@ def while_(node):
     known = trip_count(ctx, args)
 
     def body_fn(operands):
-      params, arrays = operands
-      outs, new_params = t.call(body, (params, arrays))
-      new_arrays = [outs[i] for i in t.arrays]
-      check_invariant(t.arrays, arrays, new_arrays)
-      new_arrays = [jnp.asarray(x, a.dtype) for x, a in zip(new_arrays, arrays)]
+      new_params, new_arrays = raw_body(t, operands)
+      check_invariant(t.arrays, operands[1], new_arrays)
+      new_arrays = jax.tree.map(lambda x, a: jnp.asarray(x, a.dtype), new_arrays,
+                                operands[1])
       return new_params, new_arrays
 
+    start = allocate_lists(t, t.operands())
     if known is not None:
       count, final_static = known
       if count == 0:
         return list(args)
-      start = t.operands()
       params, arrays = jax.lax.fori_loop(0, count, lambda _, ops: body_fn(ops), start)
       outs = t.full(arrays)
       for i in counting:  # their values are known: keep them static
@@ -182,7 +212,7 @@ def while_(node):
         outs, _ = t.call(cond, operands, [0])
         return _truth(outs[0])
 
-      params, arrays = jax.lax.while_loop(cond_fn, body_fn, t.operands())
+      params, arrays = jax.lax.while_loop(cond_fn, body_fn, start)
       outs = t.full(arrays)
     t.finish(params)
     return outs
