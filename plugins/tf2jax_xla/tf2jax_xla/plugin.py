@@ -2,7 +2,7 @@
 
 from tf2jax_core import hookimpl
 
-from tf2jax_xla import slicing
+from tf2jax_xla import call_module, slicing
 
 TF2JAX_PLUGIN_API = 1
 
@@ -10,3 +10,4 @@ TF2JAX_PLUGIN_API = 1
 @hookimpl
 def tf2jax_register_ops(registry):
   registry.add_module(slicing)
+  registry.add_module(call_module)

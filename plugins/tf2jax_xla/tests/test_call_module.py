@@ -1,0 +1,118 @@
+"""JAX -> jax2tf (native serialization) -> tf2jax round trips, against the original JAX."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow as tf
+from jax.experimental import jax2tf
+
+import tf2jax
+
+RNG = np.random.default_rng(0)
+
+
+def conv(x):
+  w = jnp.linspace(-1, 1, 3 * 3 * 3 * 4).reshape(3, 3, 3, 4)
+  return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def attention(x):
+  scores = x @ jnp.swapaxes(x, -1, -2) / np.sqrt(x.shape[-1])
+  return jax.nn.softmax(scores, axis=-1) @ x
+
+
+def scan(x):
+  return jax.lax.scan(lambda c, v: (c * 0.5 + v, jnp.tanh(c)), jnp.zeros(x.shape[1:]), x)[1]
+
+
+def while_loop(x):
+  return jax.lax.while_loop(lambda v: jnp.sum(v) < 100.0, lambda v: v * 2.0 + 1.0, x)
+
+
+def cumsum(x):
+  return jnp.cumsum(x, axis=0) + jax.lax.cummax(x, axis=1)
+
+
+@jax.custom_vjp
+def clipped(x):
+  return jnp.sin(x)
+
+
+clipped.defvjp(lambda x: (jnp.sin(x), x), lambda x, g: (jnp.clip(g * jnp.cos(x), -0.1, 0.1),))
+
+
+def random_bits(x):
+  return x + jax.random.uniform(jax.random.key(3), x.shape)
+
+
+FUNCTIONS = {
+    "conv": (conv, (2, 5, 5, 3)),
+    "attention": (attention, (2, 4, 8)),
+    "scan": (scan, (6, 3)),
+    "while": (while_loop, (4,)),
+    "cumsum": (cumsum, (4, 5)),
+    "custom_vjp": (lambda x: clipped(x) * 2.0, (3, 4)),
+    "random_bits": (random_bits, (3, 4)),
+}
+
+
+def convert(f, shape, **kwargs):
+  tf_fn = tf.function(jax2tf.convert(f, with_gradient=False, **kwargs), autograph=False)
+  return tf2jax.convert_functional(tf_fn, tf.TensorSpec(shape, tf.float32))
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_round_trip_values_jit_and_vmap(name):
+  f, shape = FUNCTIONS[name]
+  x = RNG.random(shape).astype(np.float32)
+  fn = convert(f, shape)
+  np.testing.assert_allclose(fn(x), f(x), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(jax.jit(fn)(x), f(x), rtol=1e-5, atol=1e-6)
+  batch = np.stack([x, 2 * x - 0.5])
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    got = jax.vmap(fn)(batch)
+  np.testing.assert_allclose(got, jax.vmap(f)(batch), rtol=1e-5, atol=1e-6)
+  assert any("one example at a time" in str(w.message) for w in caught)
+
+
+def test_shape_polymorphism_any_batch_size():
+  f = lambda x: jnp.tanh(x) @ jnp.ones((3, 2)) + jnp.mean(x)
+  tf_fn = tf.function(jax2tf.convert(f, polymorphic_shapes=["(b, 3)"], with_gradient=False),
+                      autograph=False)
+  fn = jax.jit(tf2jax.convert_functional(tf_fn, tf.TensorSpec((None, 3), tf.float32)))
+  for b in (1, 4, 7):
+    x = RNG.random((b, 3)).astype(np.float32)
+    np.testing.assert_allclose(fn(x), f(x), rtol=1e-5)
+
+
+def test_saved_model_round_trip(tmp_path):
+  f, shape = FUNCTIONS["attention"]
+  module = tf.Module()
+  module.f = tf.function(jax2tf.convert(f, with_gradient=False), autograph=False,
+                         input_signature=[tf.TensorSpec(shape, tf.float32)])
+  tf.saved_model.save(module, str(tmp_path))
+  restored = tf.saved_model.load(str(tmp_path))
+  fn = tf2jax.convert_functional_from_restored(restored.f)
+  x = RNG.random(shape).astype(np.float32)
+  np.testing.assert_allclose(jax.jit(fn)(x), f(x), rtol=1e-5, atol=1e-6)
+
+
+def test_prevent_gradient_without_serialized_gradient():
+  fn = convert(jnp.sin, (3,))
+  with pytest.raises(LookupError):
+    jax.grad(lambda v: jnp.sum(fn(v)))(np.ones(3, np.float32))
+
+
+def test_platform_mismatch_is_refused_unless_disabled():
+  tf_fn = tf.function(jax2tf.convert(jnp.sin, with_gradient=False,
+                                     native_serialization_platforms=("tpu",)), autograph=False)
+  spec = tf.TensorSpec((3,), tf.float32)
+  with pytest.raises(tf2jax.ConversionError, match=r"platforms \('tpu',\), not 'cpu'"):
+    tf2jax.convert_functional(tf_fn, spec)
+  with tf2jax.override_config("xlacallmodule_strict_checks", False):
+    tf2jax.convert_functional(tf_fn, spec)  # converts; running may fail on this platform
