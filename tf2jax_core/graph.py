@@ -52,6 +52,16 @@ class Node:
     """The compiled library function `name`, for call and control-flow lowerings."""
     return self._resolver.function(name)
 
+  def compile_subgraph(self, graph: "Graph"):
+    """Compiles a sub-graph this node carries (e.g. in an attr set by a graph rewrite,
+    as the controlflow plugin does for TF1 loops and conds) like a library function:
+    `graph.inputs` name its Placeholder nodes, fed in order; `graph.outputs` are
+    returned. The conversion's graph rewrites run on it first; ops it lacks are
+    reported with the rest. Run the result with `ctx.call(compiled, args)`."""
+    session = self._resolver
+    session.rewrite(graph)
+    return session.compile_graph(graph, graph.inputs, graph.outputs, graph.output_dtypes)
+
   def config(self, name: str):
     """A config flag's value at conversion time."""
     from tf2jax_core.config import get_config

@@ -77,8 +77,12 @@ class _Threaded:
 
 @lowering("If", "StatelessIf", attrs=_IF_ATTRS, needs_context=True)
 def if_(node):
-  then_fn = node.function(node.attrs["then_branch"].name)
-  else_fn = node.function(node.attrs["else_branch"].name)
+  return cond_runner(node.function(node.attrs["then_branch"].name),
+                     node.function(node.attrs["else_branch"].name))
+
+
+def cond_runner(then_fn, else_fn):
+  """`run(ctx, pred, *args)` calling one of two compiled graphs (also used by TF1 conds)."""
 
   def run(ctx, pred, *args):
     pred = _truth(pred)
@@ -114,11 +118,15 @@ def case(node):
 
 @lowering("While", "StatelessWhile", attrs=_WHILE_ATTRS, needs_context=True)
 def while_(node):
-  cond = node.function(node.attrs["cond"].name)
-  body = node.function(node.attrs["body"].name)
-  num = len(node.attrs["T"])
+  return while_runner(node, node.function(node.attrs["cond"].name),
+                      node.function(node.attrs["body"].name), len(node.attrs["T"]))
+
+
+def while_runner(node, cond, body, num: int):
+  """`run(ctx, *loop_vars)` looping compiled `cond` (one output) and `body` (`num`
+  outputs) over `num` loop variables (also used by TF1 loops)."""
   if len(body.outputs) != num or len(cond.outputs) != 1:
-    raise ConversionError(f"While node {node.path!r}: its body returns {len(body.outputs)} "
+    raise ConversionError(f"{node.op} node {node.path!r}: its body returns {len(body.outputs)} "
                           f"values for {num} loop variables, its cond {len(cond.outputs)}.")
   # The loop variables the predicate depends on, closed under the body: when they are
   # all static, the trip count is computed at trace time.
@@ -161,7 +169,7 @@ def while_(node):
           np.shape(x) != np.shape(y) or np.dtype(x.dtype) != np.dtype(y.dtype)
           for x, y in zip(leaves_a, leaves_b)):
         raise ConversionError(
-            f"While node {node.path!r}: loop variable {k} changes from {describe(a)} to "
+            f"{node.op} node {node.path!r}: loop variable {k} changes from {describe(a)} to "
             f"{describe(b)} across iterations (TF shape_invariants); JAX loops need fixed "
             "shapes and dtypes.")
 
