@@ -1,0 +1,76 @@
+"""Max/Min/Prod/All/Any, ArgMax/ArgMin and logic ops against TF, NaN and empty included."""
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf2jax
+
+NAN = np.nan
+
+
+def check(fn_tf, *args):
+  fn = tf2jax.convert_functional(tf.function(fn_tf), *args)
+  expected = fn_tf(*[tf.constant(a) for a in args]).numpy()
+  for got in (fn(*args), jax.jit(fn)(*args)):
+    got = np.asarray(got)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+VALUES = {
+    "nan": np.array([[1.0, NAN, 3.0], [-np.inf, 2.0, np.inf]], np.float32),
+    "all_nan": np.array([[NAN, NAN], [NAN, 1.0]], np.float32),
+    "ties": np.array([[2.0, 5.0, 5.0], [1.0, 1.0, 0.5]], np.float32),
+    "int": np.array([[3, -7, 3], [2**31 - 1, -2**31, 0]], np.int32),
+}
+
+
+@pytest.mark.parametrize("op", ["reduce_max", "reduce_min", "reduce_prod"])
+@pytest.mark.parametrize("case", sorted(VALUES))
+@pytest.mark.parametrize("axis,keepdims", [(None, False), (0, True), (-1, False), ([], False)])
+def test_reductions(op, case, axis, keepdims):
+  check(lambda x: getattr(tf.math, op)(x, axis=axis, keepdims=keepdims), VALUES[case])
+
+
+@pytest.mark.parametrize("op", ["reduce_max", "reduce_min", "reduce_prod"])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+def test_empty_reductions_give_identity(op, dtype):
+  check(lambda x: getattr(tf.math, op)(x, axis=1), np.zeros((3, 0), dtype))
+
+
+@pytest.mark.parametrize("op", ["argmax", "argmin"])
+@pytest.mark.parametrize("case", sorted(VALUES))
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("output_type", [tf.int32, tf.int64])
+def test_argmax_argmin_skip_nan_and_take_first_tie(op, case, axis, output_type):
+  if output_type == tf.int64:
+    with jax.enable_x64(True):
+      check(lambda x: getattr(tf.math, op)(x, axis=axis, output_type=output_type),
+            VALUES[case])
+  else:
+    check(lambda x: getattr(tf.math, op)(x, axis=axis, output_type=output_type), VALUES[case])
+
+
+def test_argmax_over_empty_dimension_is_refused():
+  fn = tf2jax.convert_functional(tf.function(lambda x: tf.argmax(x, axis=1,
+                                                                  output_type=tf.int32)),
+                                 np.zeros((2, 0), np.float32))
+  with pytest.raises(tf2jax.ConversionError, match="empty dimension"):
+    fn(np.zeros((2, 0), np.float32))
+
+
+def test_all_any_and_logic():
+  a = np.array([[True, False], [True, True], [False, False]])
+  b = np.array([[False, False], [True, False], [True, True]])
+  check(lambda x: tf.reduce_all(x, axis=1), a)
+  check(lambda x: tf.reduce_any(x, axis=0, keepdims=True), a)
+  check(lambda x: tf.reduce_all(x, axis=1), np.zeros((2, 0), bool))
+  check(lambda x, y: tf.logical_and(x, y), a, b)
+  check(lambda x, y: tf.logical_or(x, y), a, b)
+  check(lambda x: tf.logical_not(x), a)
+  f = np.array([1.0, NAN, -0.0, 2.0], np.float32)
+  g = np.array([1.0, NAN, 0.0, 3.0], np.float32)
+  check(lambda x, y: tf.equal(x, y), f, g)
+  check(lambda x, y: tf.not_equal(x, y), f, g)
