@@ -17,8 +17,8 @@ from tf2jax_core import coverage
 BIN = pathlib.Path(sys.executable).parent / "tf2jax-coverage"
 
 
-def run(*args):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def run(*args, **env_vars):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env_vars)
   proc = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True,
                         timeout=300, env=env)
   return proc.returncode, proc.stdout, proc.stderr
@@ -107,6 +107,11 @@ def test_supported_model_exits_0_with_table(models):
 
 def test_keras_cnn_json_schema_and_install_hint(models, monkeypatch):
   code, out, _ = run(models["cnn"], "--json")
+  assert code == 0, "every op of a small Keras CNN is lowered"
+  assert {r["op"]: r for r in json.loads(out)["ops"]}["Conv2D"]["provider"]["name"] == \
+      "tf2jax-nn"
+  # Without the nn plugin loaded, its ops are unsupported, with what to do.
+  code, out, _ = run(models["cnn"], "--json", TF2JAX_PLUGINS="random")
   assert code == 1
   report = json.loads(out)
   assert report["schema"] == "tf2jax-coverage/1" and report["supported"] is False
@@ -118,9 +123,9 @@ def test_keras_cnn_json_schema_and_install_hint(models, monkeypatch):
   conv = ops["Conv2D"]
   assert conv["status"] == "unsupported" and conv["provider"] is None
   assert conv["nodes"] and all("/" in n for n in conv["nodes"])  # inside library functions
-  assert ops["Relu"]["provider"] == {"name": "tf2jax-nn", "version": "0.1.0"}
-  # The hint names the plugin: tf2jax-nn is installed here, so it says it lacks the op.
-  assert "tf2jax-nn" in conv["hint"]
+  assert ops["MatMul"]["provider"] == {"name": "tf2jax", "version": "0.4.0"}
+  # The hint names the plugin: tf2jax-nn is installed here, so it says it is not loaded.
+  assert "tf2jax-nn" in conv["hint"] and "not loaded" in conv["hint"]
   # Where the plugin is not installed, the exact install command is given.
   monkeypatch.setenv("TF2JAX_PLUGINS", "random")
   monkeypatch.setattr("tf2jax_core.plugins._installed", lambda dist: False)
@@ -147,11 +152,16 @@ def test_keras_lstm_walks_loop_bodies(models):
 def test_tf1_switch_merge_graphs_binary_and_text(models):
   for key in ("tf1_pb", "tf1_pbtxt"):
     code, out, _ = run(models[key], "--json")
-    assert code == 1
+    assert code == 0
     ops = {r["op"]: r for r in json.loads(out)["ops"]}
-    assert ops["Switch"]["status"] == "unsupported"
-    assert "tf2jax-controlflow" in ops["Merge"]["hint"]
+    assert ops["Switch"]["provider"]["name"] == "tf2jax-controlflow"
+    assert ops["Merge"]["status"] == "supported"
     assert ops["Placeholder"]["status"] == "supported"
+  code, out, _ = run(models["tf1_pb"], "--json", TF2JAX_PLUGINS="nn")
+  assert code == 1
+  ops = {r["op"]: r for r in json.loads(out)["ops"]}
+  assert ops["Switch"]["status"] == "unsupported"
+  assert "tf2jax-controlflow" in ops["Merge"]["hint"]
 
 
 def test_op_nobody_provides_and_markdown(models):
