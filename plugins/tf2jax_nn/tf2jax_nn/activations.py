@@ -53,3 +53,110 @@ def _softmax(x, log: bool):
 def softmax(node):
   log = node.op == "LogSoftmax"
   return lambda logits: _softmax(logits, log)
+
+
+# Elu, Selu, LeakyRelu, Softplus, Softsign -------------------------------------------------
+#
+# The formulas are those of TF's Eigen kernels (relu_op_functor.h, softplus_op.h), so
+# results agree to the last bits: Elu and Selu use exp(x) - 1 (not expm1), LeakyRelu
+# selects on x > 0 (so alpha > 1 and negative alphas behave as in TF), and Softplus
+# switches to x / exp(x) beyond TF's thresholds. Branches not taken are fed clamped values
+# so that nothing overflows. Gradients are TF's registered ones (EluGrad: g * (y + 1)
+# where y < 0, SeluGrad, SoftplusGrad: g / (exp(-x) + 1), SoftsignGrad: g / (1 + |x|)^2),
+# which differ from the exact derivative by TF's rounding and at infinities.
+
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_SCALE_ALPHA = 1.7580993408473768599402175208123
+
+
+def _tf_gradient(forward, gradient):
+  """`forward(numpy_or_jnp, x)` with `gradient(x, y, tangent)` as its derivative; static
+  inputs are computed with NumPy."""
+  @jax.custom_jvp
+  def traced(x):
+    return forward(jax.numpy, x)
+
+  @traced.defjvp
+  def _jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y = traced(x)
+    return y, gradient(x, y, t)
+
+  def run(x):
+    return forward(np, x) if is_static(x) else traced(x)
+  return run
+
+
+def _c(value, x):
+  return np.asarray(value, x.dtype)
+
+
+def _exp_minus_one(m, x):
+  return m.exp(m.minimum(x, _c(0, x))) - _c(1, x)
+
+
+def _elu(m, x):
+  return m.where(x < 0, _exp_minus_one(m, x), x)
+
+
+def _selu(m, x):
+  return m.where(x < 0, _c(_SELU_SCALE_ALPHA, x) * _exp_minus_one(m, x), _c(_SELU_SCALE, x) * x)
+
+
+def _softplus(m, x):
+  # TF: threshold = log(eps) + 2; x > -threshold -> x; x < threshold -> exp(x);
+  # else log1p(exp(x)). float16/bfloat16 compute in float32 like TF's kernel.
+  dtype = x.dtype
+  work = np.dtype("float32") if np.dtype(dtype).name in ("float16", "bfloat16") else dtype
+  xw = x.astype(work)
+  threshold = np.asarray(np.log(np.finfo(work).eps) + 2, work)
+  big = xw > -threshold
+  small = xw < threshold
+  mid = m.clip(xw, threshold, -threshold)
+  out = m.where(big, xw, m.where(small, m.exp(m.minimum(xw, threshold)), m.log1p(m.exp(mid))))
+  return out.astype(dtype)
+
+
+def _softsign(m, x):
+  return x / (m.abs(x) + _c(1, x))
+
+
+# The factors are selected before multiplying the tangent, so that transposing the JVP
+# never multiplies a zero cotangent by an infinite factor of the branch not taken.
+_elu_run = _tf_gradient(_elu, lambda x, y, t: t * jax.numpy.where(y < 0, y + _c(1, y),
+                                                                  _c(1, y)))
+_selu_run = _tf_gradient(_selu, lambda x, y, t: t * jax.numpy.where(
+    y < 0, y + _c(_SELU_SCALE_ALPHA, y), _c(_SELU_SCALE, y)))
+_softplus_run = _tf_gradient(_softplus, lambda x, y, t: t / (jax.numpy.exp(-x) + _c(1, x)))
+_softsign_run = _tf_gradient(_softsign, lambda x, y, t: t / jax.numpy.square(
+    jax.numpy.abs(x) + _c(1, x)))
+
+
+@lowering("Elu", attrs={"T": FLOAT})
+def elu(node):
+  return _elu_run
+
+
+@lowering("Selu", attrs={"T": FLOAT})
+def selu(node):
+  return _selu_run
+
+
+@lowering("LeakyRelu", attrs={"T": FLOAT, "alpha": None})
+def leaky_relu(node):
+  alpha = float(node.attrs.get("alpha", 0.2))
+
+  def run(x):
+    m = xnp(x)
+    return m.where(x > 0, x, x * _c(alpha, x))
+  return run
+
+
+@lowering("Softplus", attrs={"T": FLOAT})
+def softplus(node):
+  return _softplus_run
+
+
+@lowering("Softsign", attrs={"T": FLOAT})
+def softsign(node):
+  return _softsign_run
