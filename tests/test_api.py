@@ -218,16 +218,19 @@ def test_config_api():
 
 
 def test_unknown_op_error_lists_every_op_with_nodes():
+  # String ops: JAX has no string dtype, so no plugin lowers them.
   @tf.function
   def forward(x):
-    return tf.math.floormod(x, 3.0) + tf.math.atan2(x, x) + tf.math.floormod(x, 2.0)
+    text = tf.strings.as_string(x)
+    return tf.strings.length(text) + tf.strings.length(tf.strings.as_string(x * 2.0))
 
   with pytest.raises(tf2jax.UnsupportedOpsError) as info:
     tf2jax.convert_functional(forward, np.zeros(3, np.float32))
   missing = {m.op: m for m in info.value.missing}
-  assert set(missing) == {"FloorMod", "Atan2"}
-  assert len(missing["FloorMod"].nodes) == 2
-  assert "FloorMod" in str(info.value) and "Atan2" in str(info.value)
+  assert set(missing) == {"AsString", "StringLength"}
+  assert len(missing["AsString"].nodes) == 2
+  assert "no known plugin provides it" in missing["AsString"].hint
+  assert "AsString" in str(info.value) and "StringLength" in str(info.value)
 
 
 def test_unsupported_attr_value_is_refused_at_conversion():
@@ -255,7 +258,7 @@ def test_signature_of_convert_has_params_first():
   assert params[-1].kind == inspect.Parameter.KEYWORD_ONLY
 
 
-def test_custom_gradient_is_refused_until_supported_or_plain_autodiff_when_off():
+def test_custom_gradient_matches_tf_and_plain_autodiff_when_off():
   @tf.function
   @tf.custom_gradient
   def forward(x):
@@ -267,12 +270,46 @@ def test_custom_gradient_is_refused_until_supported_or_plain_autodiff_when_off()
     return tf.reduce_sum(e), grad
 
   x = np.linspace(-1, 1, 4).astype(np.float32)
-  with pytest.raises(tf2jax.ConversionError, match="custom gradient"):
-    tf2jax.convert_functional(forward, np.zeros_like(x))
-  with tf2jax.override_config("convert_custom_gradient", False):
-    fn = tf2jax.convert_functional(forward, np.zeros_like(x))
+  fn = tf2jax.convert_functional(forward, np.zeros_like(x))
   np.testing.assert_allclose(fn(x), forward(x).numpy(), rtol=1e-6)
-  np.testing.assert_allclose(jax.grad(fn)(x), np.exp(x), rtol=1e-6)
+  with tf.GradientTape() as tape:
+    tx = tf.constant(x)
+    tape.watch(tx)
+    y = forward(tx)
+  expected = tape.gradient(y, tx).numpy()
+  np.testing.assert_allclose(expected, np.sin(x) + np.exp(x), rtol=1e-6)  # TF's custom one
+  np.testing.assert_allclose(jax.grad(fn)(x), expected, rtol=1e-6)
+  np.testing.assert_allclose(jax.jit(jax.grad(fn))(x), expected, rtol=1e-6)
+  with tf2jax.override_config("convert_custom_gradient", False):
+    plain = tf2jax.convert_functional(forward, np.zeros_like(x))
+  np.testing.assert_allclose(jax.grad(plain)(x), np.exp(x), rtol=1e-6)
+
+
+def test_custom_gradient_with_variables_and_an_int_input():
+  w = tf.Variable(np.array([0.5, -2.0, 1.5], np.float32), name="w")
+
+  @tf.custom_gradient
+  def clip_grad(v):
+    def grad(dy):
+      return tf.clip_by_value(dy, -0.1, 0.1)
+    return tf.identity(v), grad
+
+  @tf.function
+  def forward(x, k):
+    return tf.reduce_sum(clip_grad(x * w) * 3.0) + tf.cast(k, tf.float32)
+
+  x = np.array([1.0, 2.0, 3.0], np.float32)
+  fn, params = tf2jax.convert(forward, x, np.int32(0))
+  with tf.GradientTape() as tape:
+    tx = tf.constant(x)
+    tape.watch(tx)
+    y = forward(tx, np.int32(2))
+  gx, gw = tape.gradient(y, [tx, w])
+  loss = lambda p, v: fn(p, v, np.int32(2))[0]
+  jgp, jgx = jax.grad(loss, argnums=(0, 1))(params, x)
+  np.testing.assert_allclose(jgx, gx.numpy(), rtol=1e-6)
+  np.testing.assert_allclose(jgp["w"], gw.numpy(), rtol=1e-6)
+  assert float(loss(params, x)) == pytest.approx(float(y))
 
 
 @pytest.mark.parametrize("value", [

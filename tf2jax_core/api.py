@@ -179,15 +179,16 @@ class _Source:
   sig_kwargs: dict
   arg_names: list[str]
   tf_validate: Any = None  # an external GraphDef to import into TF, refusing what TF refuses
+  cf: Any = None  # the ConcreteFunction, when converting one
 
 
-def _source_of_function(cf, functional: bool) -> _Source:
+def _source_of_function(cf, functional: bool, names: dict | None = None) -> _Source:
   import tensorflow as tf
   name = _display_name(cf)
   what = f"TF function {name!r}"
   placeholders = [t.op.name for t in cf.inputs]
   num_user = len(placeholders) - len(cf.captured_inputs)
-  captured, variables = _captures(cf, placeholders[num_user:], functional)
+  captured, variables = _captures(cf, placeholders[num_user:], functional, names)
   # Structured outputs hold graph tensors (traced functions) or TensorSpecs (restored
   # ones); either way they line up with `cf.outputs`.
   flat_outputs = tree.flatten(cf.structured_outputs)
@@ -197,10 +198,17 @@ def _source_of_function(cf, functional: bool) -> _Source:
         leaf, tf.TensorSpec):
       raise ConversionError(f"{what}: composite outputs ({type(leaf).__name__}) are not "
                             "supported; return plain tensors.")
-  if sum(out_leaf_is_tensor) != len(cf.outputs):
+  # TF appends intermediates to `cf.outputs` once a gradient of the function was taken,
+  # so graph tensors are read from the structured outputs when they are tensors.
+  n_tensors = sum(out_leaf_is_tensor)
+  if all(isinstance(leaf, tf.Tensor) for leaf, t in zip(flat_outputs, out_leaf_is_tensor) if t):
+    out_tensors = [leaf for leaf, t in zip(flat_outputs, out_leaf_is_tensor) if t]
+  elif n_tensors <= len(cf.outputs):
+    out_tensors = list(cf.outputs[:n_tensors])
+  else:
     raise ConversionError(f"{what}: {len(cf.outputs)} output tensors do not match its "
                           f"structured outputs {cf.structured_outputs}.")
-  tensors = iter(cf.outputs)
+  tensors = iter(out_tensors)
   out_specs = [tf.TensorSpec(next(tensors).shape, leaf.dtype) if is_tensor else leaf
                for is_tensor, leaf in zip(out_leaf_is_tensor, flat_outputs)]
   sig_args, sig_kwargs = cf.structured_input_signature
@@ -211,9 +219,9 @@ def _source_of_function(cf, functional: bool) -> _Source:
   else:
     arg_names = [f"arg{i}" for i in range(len(sig_args))]
   return _Source(name, what, cf.graph.as_graph_def(), placeholders, captured, variables,
-                 [parse_tensor_name(t.name) for t in cf.outputs], flat_outputs,
+                 [parse_tensor_name(t.name) for t in out_tensors], flat_outputs,
                  out_leaf_is_tensor, out_specs, cf.structured_outputs, tuple(sig_args),
-                 dict(sig_kwargs), arg_names)
+                 dict(sig_kwargs), arg_names, cf=cf)
 
 
 def _load_graph_def(graph_def):
@@ -343,6 +351,26 @@ def _build(src: _Source, functional: bool) -> tuple[AnnotatedFunction, dict]:
   flat_outputs, out_leaf_is_tensor, structure = (src.flat_outputs, src.out_leaf_is_tensor,
                                                  src.structure)
 
+  def evaluate(params: dict, flat_inputs: list, rng):
+    ctx = CallContext(dict(params), rng)
+    outs = compiled.run(ctx, list(flat_inputs) + captured)
+    return outs, ctx.params
+
+  custom = [n.path for g in [graph] + [library.graph(f) for f in session.functions]
+            for n in g.nodes.values() if n.op == "IdentityN" and n.attrs.get("_gradient_op_type")]
+  if custom and config_lib.get_config("convert_custom_gradient"):
+    if src.cf is None:
+      raise ConversionError(
+          f"{what} has custom gradients (IdentityN {custom[0]!r}) but no TF function to "
+          "derive them from; convert with tf2jax.override_config('convert_custom_gradient', "
+          "False) to use plain autodiff.")
+    if random_nodes:
+      raise ConversionError(
+          f"{what} combines custom gradients ({custom[0]!r}) with random ops "
+          f"({random_nodes[0].path!r}), which the custom-gradient conversion does not "
+          "support; set convert_custom_gradient to False to use plain autodiff.")
+    evaluate = _with_tf_gradient(src, binder, evaluate)
+
   def run(params: dict, args, kwargs, rng):
     flat_inputs = binder.bind(args, kwargs)
     if random_nodes and rng is None:
@@ -350,12 +378,11 @@ def _build(src: _Source, functional: bool) -> tuple[AnnotatedFunction, dict]:
       raise MissingRngError(
           f"{what} uses random ops: {listed}. Call it with a PRNG key, e.g. "
           "jax_fn(..., rng=jax.random.PRNGKey(0)).")
-    ctx = CallContext(dict(params), rng)
-    outs = compiled.run(ctx, list(flat_inputs) + captured)
+    outs, new_params = evaluate(params, flat_inputs, rng)
     flat, it = [], iter(outs)
     for is_tensor, leaf in zip(out_leaf_is_tensor, flat_outputs):
       flat.append(_as_output(next(it), what) if is_tensor else leaf)
-    return tree.unflatten_as(structure, flat), ctx.params
+    return tree.unflatten_as(structure, flat), new_params
 
   doc = f"JAX version of {what}, converted by tf2jax."
   in_specs = (src.sig_args, src.sig_kwargs)
@@ -374,6 +401,86 @@ def _build(src: _Source, functional: bool) -> tuple[AnnotatedFunction, dict]:
   return fn, params
 
 
+def _with_tf_gradient(src: _Source, binder: "_InputBinder", evaluate):
+  """Wraps `evaluate` in a `jax.custom_vjp` whose backward pass is TF's own gradient.
+
+  The graph has custom gradients (`@tf.custom_gradient`, jax2tf's serialized VJPs), so TF
+  traces the VJP of the whole function (a `tf.GradientTape` over it, which applies the
+  custom gradients), tf2jax converts that, and the result becomes the backward pass.
+  """
+  import tensorflow as tf
+  cf = src.cf
+  in_specs = [spec for _, spec in binder.leaves]
+  tensor_outs = [spec for spec, t in zip(src.out_specs, src.out_leaf_is_tensor) if t]
+  float_in = [i for i, s in enumerate(in_specs) if s.dtype.is_floating or s.dtype.is_complex]
+  float_out = [k for k, t in enumerate(tensor_outs) if t.dtype.is_floating or t.dtype.is_complex]
+  variables = [v for _, v in src.variables]
+  names = {id(v): name for name, v in src.variables}
+  structure = (src.sig_args, src.sig_kwargs)
+  leaves = tree.flatten(structure)
+  is_spec = [isinstance(leaf, tf.TensorSpec) for leaf in leaves]
+  n_in = len(in_specs)
+
+  def vjp(*flat):
+    xs, cts = list(flat[:n_in]), list(flat[n_in:])
+    it = iter(xs)
+    args, kwargs = tree.unflatten_as(structure, [next(it) if spec else leaf
+                                                 for spec, leaf in zip(is_spec, leaves)])
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      for i in float_in:
+        tape.watch(xs[i])
+      for v in variables:
+        tape.watch(v)
+      outs = [t for t in tf.nest.flatten(cf(*args, **kwargs)) if isinstance(t, tf.Tensor)]
+    grads = tape.gradient([outs[k] for k in float_out], [xs[i] for i in float_in] + variables,
+                          output_gradients=cts,
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return list(grads)
+
+  ct_specs = [tf.TensorSpec(tensor_outs[k].shape, tensor_outs[k].dtype) for k in float_out]
+  vjp_cf = tf.function(vjp).get_concrete_function(*in_specs, *ct_specs)
+  with config_lib.override_config("convert_custom_gradient", False):
+    vjp_fn, _ = _build(_source_of_function(vjp_cf, False, names), functional=False)
+  var_names = [names[id(v)] for v in variables]
+
+  @jax.custom_vjp
+  def differentiable(params, xs):
+    return evaluate(params, xs, None)
+
+  def fwd(params, xs):
+    return evaluate(params, xs, None), (params, xs)
+
+  def bwd(residuals, cts):
+    params, xs = residuals
+    out_cts, _ = cts  # cotangents of new_params are not propagated
+    grads, _ = vjp_fn(params, *xs, *[out_cts[k] for k in float_out])
+    grads = list(grads)
+    x_grads = [_zero_cotangent(x) for x in xs]
+    for i in float_in:
+      x_grads[i] = jnp.asarray(grads.pop(0), jnp.result_type(xs[i]))
+    p_grads = {k: _zero_cotangent(v) for k, v in params.items()}
+    for name, g in zip(var_names, grads):
+      if name in p_grads:
+        p_grads[name] = jnp.asarray(g, jnp.result_type(params[name]))
+    return p_grads, x_grads
+
+  differentiable.defvjp(fwd, bwd)
+
+  def run(params, flat_inputs, rng):
+    del rng  # refused above for graphs with random ops
+    params = {k: jnp.asarray(v) for k, v in params.items()}
+    outs, new_params = differentiable(params, [jnp.asarray(x) for x in flat_inputs])
+    return list(outs), dict(new_params)
+  return run
+
+
+def _zero_cotangent(x):
+  dtype = jnp.result_type(x)
+  if jnp.issubdtype(dtype, jnp.inexact):
+    return jnp.zeros(np.shape(x), dtype)
+  return np.zeros(np.shape(x), jax.dtypes.float0)
+
+
 def _display_name(cf) -> str:
   name = getattr(cf, "name", "function")
   name = name.decode() if isinstance(name, bytes) else str(name)
@@ -381,8 +488,11 @@ def _display_name(cf) -> str:
   return match.group(1) if match else name
 
 
-def _captures(cf, placeholders: Sequence[str], functional: bool):
-  """Feeds for captured placeholders, and the captured variables as (name, var)."""
+def _captures(cf, placeholders: Sequence[str], functional: bool, names: dict | None = None):
+  """Feeds for captured placeholders, and the captured variables as (name, var).
+
+  `names` (id(variable) -> param name) reuses the names of another conversion.
+  """
   import tensorflow as tf
   by_handle = {id(v.handle): v for v in cf.variables}
   feeds, variables, used = [], [], {}
@@ -397,6 +507,8 @@ def _captures(cf, placeholders: Sequence[str], functional: bool):
       count = used.get(base, 0)
       used[base] = count + 1
       name = base if count == 0 else f"{base}_{count}"
+      if names is not None and id(var) in names:
+        name = names[id(var)]
       variables.append((name, var))
       feeds.append(VariableRef(name))
     elif hasattr(captured, "numpy") and not tf.inside_function():

@@ -46,13 +46,8 @@ def identity(node):
 
 @lowering("IdentityN", attrs={"T": None})
 def identity_n(node):
-  grad_type = node.attrs.get("_gradient_op_type")
-  if grad_type and node.config("convert_custom_gradient"):
-    raise ConversionError(
-        f"IdentityN node {node.path!r} carries the custom gradient {grad_type!r} "
-        "(@tf.custom_gradient), whose conversion to jax.custom_vjp is not implemented yet. "
-        "To differentiate the forward computation with plain autodiff instead, convert "
-        "with tf2jax.override_config('convert_custom_gradient', False).")
+  # A `_gradient_op_type` attr marks a custom gradient: the converter then takes the
+  # function's backward pass from TF (see api._with_tf_gradient).
   return lambda *xs: list(xs)
 
 

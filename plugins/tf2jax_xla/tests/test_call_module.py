@@ -116,3 +116,21 @@ def test_platform_mismatch_is_refused_unless_disabled():
     tf2jax.convert_functional(tf_fn, spec)
   with tf2jax.override_config("xlacallmodule_strict_checks", False):
     tf2jax.convert_functional(tf_fn, spec)  # converts; running may fail on this platform
+
+
+@pytest.mark.parametrize("name", ["attention", "custom_vjp", "scan"])
+def test_gradients_from_the_serialized_vjp(name):
+  f, shape = FUNCTIONS[name]
+  tf_fn = tf.function(jax2tf.convert(f), autograph=False)  # with_gradient=True
+  fn = tf2jax.convert_functional(tf_fn, tf.TensorSpec(shape, tf.float32))
+  x = RNG.random(shape).astype(np.float32)
+  loss = lambda g: lambda v: jnp.sum(jnp.sin(g(v)))
+  np.testing.assert_allclose(jax.grad(loss(fn))(x), jax.grad(loss(f))(x), rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(jax.jit(jax.grad(loss(fn)))(x), jax.grad(loss(f))(x),
+                             rtol=1e-5, atol=1e-6)
+  batch = np.stack([x, x * 0.5])
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    got = jax.vmap(jax.grad(loss(fn)))(batch)
+  np.testing.assert_allclose(got, jax.vmap(jax.grad(loss(f)))(batch), rtol=1e-5, atol=1e-6)
