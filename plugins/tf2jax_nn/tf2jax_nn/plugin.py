@@ -2,7 +2,7 @@
 
 from tf2jax_core import hookimpl
 
-from tf2jax_nn import activations
+from tf2jax_nn import activations, convolution, normalization, pooling
 
 TF2JAX_PLUGIN_API = 1
 
@@ -10,3 +10,13 @@ TF2JAX_PLUGIN_API = 1
 @hookimpl
 def tf2jax_register_ops(registry):
   registry.add_module(activations)
+  registry.add_module(convolution)
+  registry.add_module(pooling)
+  registry.add_module(normalization)
+
+
+@hookimpl
+def tf2jax_conformance_specs():
+  # tf2jax-conformance is a test dependency: import the specs only when they are asked for.
+  from tf2jax_nn import nn_specs, specs
+  return specs.specs() + nn_specs.specs()
