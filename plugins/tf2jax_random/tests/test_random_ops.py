@@ -364,7 +364,7 @@ def test_stateless_v2_traced_key_counter(op, dtype):
                           f"{op} shape {shape} key {keys[i]} counter {counters[i]}")
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, database=None)
+@settings(max_examples=8, deadline=None, derandomize=True, database=None)
 @given(seed=st.tuples(st.integers(I32.min, I32.max), st.integers(I32.min, I32.max)),
        shape=st.lists(st.integers(0, 9), max_size=2),
        case=st.sampled_from([("uniform", tf.float32), ("uniform", tf.bfloat16),
@@ -573,7 +573,7 @@ def _ks(samples, cdf, what):
   assert p > KS_P, f"{what}: KS p-value {p:.3g} <= {KS_P}"
 
 
-@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float32], ids=lambda d: d.name)
+@pytest.mark.parametrize("dtype", [tf.bfloat16], ids=lambda d: d.name)
 def test_truncated_normal_from_rng(dtype):
   f, jf = _convert_rng(lambda: tf.random.truncated_normal([40, 50], dtype=dtype))
   with jax.enable_x64(dtype == tf.float64):
@@ -678,8 +678,7 @@ def _check_poisson(got, rate):
     assert stats.chisquare(obs, exp).pvalue > KS_P, lam
 
 
-@pytest.mark.parametrize("rate_dtype,dtype", [(tf.int32, tf.float16), (tf.float32, tf.int32)],
-                         ids=lambda d: d.name)
+@pytest.mark.parametrize("rate_dtype,dtype", [(tf.int32, tf.float16)], ids=lambda d: d.name)
 def test_poisson_from_rng(rate_dtype, dtype):
   rate = np.array([0.5 if rate_dtype.is_floating else 1, 4, 30], rate_dtype.as_numpy_dtype)
   with jax.enable_x64(x64_for(rate_dtype, dtype)):
