@@ -106,6 +106,11 @@ def _full(m, shape, value, dtype):
   return jnp.full(shape, value, dtype=dtype)
 
 
+def _no_grad(value):
+  """TF defines no gradient for this input (its gradient function returns None)."""
+  return value if is_static(value) else lax.stop_gradient(value)
+
+
 def _check_range(known, upper, what: str, lower: int = 0) -> None:
   """Raises like TF when a known index is outside [lower, upper)."""
   if known is None or known.size == 0:
@@ -682,6 +687,9 @@ def gather_nd(node):
   def run(params, indices):
     pshape = _shape(params)
     depth = _nd_index(indices, pshape, "param", check=not ignore)
+    if math.prod(pshape) == 0 and math.prod(_shape(indices)[:-1]) > 0:
+      raise ValueError(f"Requested more than 0 entries, but params is empty.  Params shape: "
+                       f"{list(pshape)}")
     out_shape = _shape(indices)[:-1] + pshape[depth:]
     m = xnp(params, indices, result_bytes=_nbytes(out_shape, params.dtype))
     if depth == 0:
@@ -718,7 +726,8 @@ def _scatter(node, kind: str, base, indices, updates, ignore: bool):
     raise ValueError(f"Only indices.shape[-1] values between 1 and {len(shape)} are "
                      f"supported and updates must have rank at least one; got indices "
                      f"shape {list(ishape)}, updates shape {list(ushape)}")
-  if math.prod(shape) == 0 and math.prod(ishape[:-1]) > 0:
+  inplace = node.op.startswith("Inplace")
+  if math.prod(shape) == 0 and math.prod(ishape[:-1]) > 0 and not inplace:
     raise ValueError("Indices and updates specified for empty output shape")
   m = xnp(base, indices, updates)
   dtype = np.dtype(base.dtype)
@@ -746,6 +755,8 @@ def _scatter(node, kind: str, base, indices, updates, ignore: bool):
       out[index] = updates
     return out
   index = tuple(_index_for_jnp(indices[..., j], shape[j]) for j in range(depth))
+  if kind in ("max", "min"):
+    return _scatter_extremal(kind)(jnp.asarray(base), jnp.asarray(updates), *index)
   ref = jnp.asarray(base).at[index]
   if kind == "add":
     out = (ref.max(updates, mode="drop") if dtype == np.bool_
@@ -759,6 +770,34 @@ def _scatter(node, kind: str, base, indices, updates, ignore: bool):
   else:
     out = ref.set(updates, mode="drop")
   return out
+
+
+def _scatter_extremal(kind: str):
+  """Scatter max/min whose gradient is TF's (_TensorScatterMinOrMaxGrad): ties share the
+  gradient equally, and NaN values give what TF's formula gives."""
+  def value(x, u, *index):
+    ref = x.at[index]
+    return ref.max(u, mode="drop") if kind == "max" else ref.min(u, mode="drop")
+
+  @jax.custom_vjp
+  def f(x, u, *index):
+    return value(x, u, *index)
+
+  def fwd(x, u, *index):
+    out = value(x, u, *index)
+    return out, (x, u, out, index)
+
+  def bwd(res, g):
+    x, u, out, index = res
+    x_ind = (x == out).astype(g.dtype)
+    y_ind = (u == out.at[index].get(mode="fill", fill_value=0)).astype(g.dtype)
+    ind = x_ind + jnp.zeros_like(g).at[index].add(y_ind, mode="drop")
+    x_grad = g * x_ind / ind
+    y_grad = (g / ind).at[index].get(mode="fill", fill_value=0) * y_ind
+    return (x_grad, y_grad) + (None,) * len(index)
+
+  f.defvjp(fwd, bwd)
+  return f
 
 
 _SCATTER_ATTRS = {"T": _NUM_BOOL, "Tindices": _IDX, "bad_indices_policy": _BAD_POLICY}
@@ -815,6 +854,8 @@ def _paddings(paddings, rank: int) -> list[tuple[int, int]]:
 
 
 def _pad(x, pads, value):
+  if not any(a or b for a, b in pads):
+    return x
   out_shape = tuple(d + a + b for d, (a, b) in zip(_shape(x), pads))
   m = xnp(x, value, result_bytes=_nbytes(out_shape, x.dtype))
   if m is np:
@@ -834,7 +875,8 @@ def pad_v2(node):
   def run(x, paddings, value):
     if np.ndim(value) != 0:
       raise ValueError(f"constant_values must be a scalar. Got: {list(_shape(value))}")
-    return _pad(x, _paddings(paddings, np.ndim(x)), value)
+    # TF's gradient of PadV2 has no term for constant_values.
+    return _pad(x, _paddings(paddings, np.ndim(x)), _no_grad(value))
   return run
 
 
@@ -1144,6 +1186,8 @@ def reverse_v2(node):
 def reverse(node):
   def run(x, dims):
     flags = [bool(v) for v in np.reshape(dims, -1)]
+    if np.ndim(x) and _shape(x)[0] == 0:
+      raise ValueError("Invalid input first dimension. Found 0.")
     if len(flags) != np.ndim(x):
       raise ValueError(f"'dims' must have the same number of values as 'input' has "
                        f"dimensions. 'input' has {np.ndim(x)}'dims' has {len(flags)} values")
@@ -1730,8 +1774,9 @@ def matrix_diag_v3(node):
     k0, k1 = _k_range(k, 0, 0, check_bounds=False)
     if np.ndim(pad) != 0:
       raise ValueError("padding_value must be a scalar")
+    # TF's gradient has no term for padding_value.
     return _matrix_diag(diagonal, k0, k1, _int(num_rows, "num_rows"),
-                        _int(num_cols, "num_cols"), pad, align)
+                        _int(num_cols, "num_cols"), _no_grad(pad), align)
   return run
 
 
@@ -1750,7 +1795,7 @@ def matrix_diag_part_v3(node):
     k0, k1 = _k_range(k, rows, cols)
     if np.ndim(pad) != 0:
       raise ValueError("padding_value must be a scalar")
-    return _diag_part(x, k0, k1, pad, align)
+    return _diag_part(x, k0, k1, _no_grad(pad), align)  # TF: no gradient for padding
   return run
 
 

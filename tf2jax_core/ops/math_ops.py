@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import ml_dtypes
 import numpy as np
 
 from tf2jax_core.lowering import COMPLEX, FLOAT, INT, NUMBER, REAL, is_static, lowering, xnp
@@ -33,33 +34,147 @@ def _np_rsqrt(x):
   return (1 / np.sqrt(x)).astype(x.dtype)
 
 
+@jax.custom_jvp
+def _rsqrt(x):
+  return jax.lax.rsqrt(x)
+
+
+def _rsqrt_jvp(primals, tangents):
+  # TF's RsqrtGrad: -0.5 * dy * y**3 (JAX's -0.5 * dy * y / x has the other sign at -0.0).
+  y = _rsqrt(primals[0])
+  return y, tangents[0] * (-0.5 * y * y * y).astype(y.dtype)
+
+
+_rsqrt.defjvp(_rsqrt_jvp)
+
 for _op, _np_fn, _jnp_fn in [
     ("Sin", np.sin, jnp.sin), ("Cos", np.cos, jnp.cos), ("Tanh", np.tanh, jnp.tanh),
     ("Exp", np.exp, jnp.exp), ("Log", np.log, jnp.log), ("Sqrt", np.sqrt, jnp.sqrt),
-    ("Rsqrt", _np_rsqrt, jax.lax.rsqrt), ("Sigmoid", _np_sigmoid, jax.nn.sigmoid)]:
+    ("Rsqrt", _np_rsqrt, _rsqrt), ("Sigmoid", _np_sigmoid, jax.nn.sigmoid)]:
   _unary(_op, FLOAT + COMPLEX, _np_fn, _jnp_fn)
 _unary("Neg", NUMBER, np.negative, jnp.negative)
 _unary("Square", NUMBER, np.square, jnp.square)
-_unary("Abs", REAL, np.abs, jnp.abs)
+
+
+
+@jax.custom_jvp
+def _abs(x):
+  return jnp.abs(x)
+
+
+# TF's gradient of Abs is grad * sign(x): 0 at 0 (JAX's abs has 1 there).
+_abs.defjvp(lambda primals, tangents: (_abs(primals[0]), tangents[0] * jnp.sign(primals[0])))
+_unary("Abs", REAL, np.abs, _abs)
 
 for _op, _name, _types in [
     ("AddV2", "add", NUMBER), ("Sub", "subtract", NUMBER), ("Mul", "multiply", NUMBER),
-    ("RealDiv", "true_divide", FLOAT + COMPLEX), ("Maximum", "maximum", REAL),
-    ("Minimum", "minimum", REAL), ("Greater", "greater", REAL), ("Less", "less", REAL),
+    ("Greater", "greater", REAL), ("Less", "less", REAL),
     ("GreaterEqual", "greater_equal", REAL), ("LessEqual", "less_equal", REAL)]:
   _binary(_op, _types, _name)
+
+
+def _with_tf_grad(forward, tangent):
+  """`forward(x, y)` whose JVP is `tangent(x, y, tx, ty)` (TF's gradient formula)."""
+  @jax.custom_jvp
+  def f(x, y):
+    return forward(x, y)
+
+  @f.defjvp
+  def f_jvp(primals, tangents):
+    x, y = primals
+    tx, ty = tangents
+    out = forward(x, y)
+    return out, jnp.broadcast_to(tangent(x, y, tx, ty), out.shape).astype(out.dtype)
+  return f
+
+
+# TF sends the whole gradient of Maximum/Minimum to x where x >= y (x <= y), ties
+# included; JAX's maximum splits it in halves at ties.
+_maximum = _with_tf_grad(jnp.maximum, lambda x, y, tx, ty: jnp.where(x >= y, tx, ty))
+_minimum = _with_tf_grad(jnp.minimum, lambda x, y, tx, ty: jnp.where(x <= y, tx, ty))
+def _div(x, y):
+  """x / y. XLA rewrites a division by a broadcast value into a multiplication by its
+  reciprocal, which is wrong by an ulp and flushed to zero when |y| > 1 / tiny (x / 1e38
+  gives 0 in float32): broadcast y behind an optimization barrier."""
+  shape = jnp.broadcast_shapes(jnp.shape(x), jnp.shape(y))
+  if jnp.shape(y) != shape:
+    y = jax.lax.optimization_barrier(jnp.broadcast_to(y, shape))
+  return jnp.true_divide(x, y)
+
+
+# TF's gradient of x / y: (gx / y, gy * ((-x / y) / y)); JAX's -gy * x * y**-2 overflows
+# elsewhere (and so gives 0 where TF gives NaN, or the reverse).
+_real_div = _with_tf_grad(_div, lambda x, y, tx, ty: _div(tx, y) + ty * _div(_div(-x, y), y))
+
+
+def _binary_with_grad(op: str, types, name: str, inexact_fn) -> None:
+  @lowering(op, attrs={"T": types})
+  def build(node):
+    def run(x, y):
+      if is_static(x, y):
+        return getattr(np, name)(x, y)
+      if jnp.issubdtype(x.dtype, jnp.inexact):
+        return inexact_fn(x, y)
+      return getattr(jnp, name)(x, y)
+    return run
+  LOWERINGS.append(build)
+
+
+_binary_with_grad("Maximum", REAL, "maximum", _maximum)
+_binary_with_grad("Minimum", REAL, "minimum", _minimum)
+_binary_with_grad("RealDiv", FLOAT + COMPLEX, "true_divide", _real_div)
 
 
 @lowering("Cast", attrs={"SrcT": NUMBER + ("bool",), "DstT": NUMBER + ("bool",),
                          "Truncate": None})
 def cast(node):
   dst = node.attrs["DstT"]
+  truncate = bool(node.attrs.get("Truncate", False))
 
   def run(x):
+    if truncate:
+      x = _zero_low_mantissa_bits(x, dst)
     if is_static(x):
       return np.asarray(x).astype(dst)
     return jax.lax.convert_element_type(x, dst) if x.dtype != dst else x
   return run
+
+
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _zero_low_mantissa_bits(x, dst):
+  """Cast with Truncate=True: TF zeroes the mantissa bits the narrower float type cannot
+  hold (NaN excepted) before casting, so the cast truncates instead of rounding."""
+  src = np.dtype(x.dtype)
+  if src.kind not in "fc" and src != ml_dtypes.bfloat16:
+    return x
+  part = np.dtype(np.float32 if src == np.complex64 else np.float64) if src.kind == "c" \
+      else src
+  dst_part = np.dtype(dst)
+  if dst_part.kind == "c":
+    dst_part = np.dtype(np.float32 if dst_part == np.complex64 else np.float64)
+  if dst_part.kind not in "f" and dst_part != ml_dtypes.bfloat16:
+    return x
+  bits = ml_dtypes.finfo(part).nmant - ml_dtypes.finfo(dst_part).nmant
+  if bits <= 0:
+    return x
+  uint = _UINT[part.itemsize]
+  mask = uint(~np.uint64(0) << np.uint64(bits) & np.uint64(np.iinfo(uint).max))
+  m = xnp(x)
+
+  def zero(v):
+    if m is np:
+      out = (np.asarray(v).view(uint) & mask).view(part)
+    else:
+      out = jax.lax.bitcast_convert_type(
+          jax.lax.bitcast_convert_type(v, uint) & mask, part)
+    return m.where(m.isnan(v), v, out)
+  if src.kind == "c":
+    real = zero(m.real(x))
+    imag = zero(m.imag(x)) if np.dtype(dst).kind == "c" else m.imag(x)
+    return (real + 1j * imag).astype(src) if m is np else jax.lax.complex(real, imag)
+  return zero(x)
 
 
 @lowering("MatMul", attrs={"T": FLOAT + COMPLEX + ("int32", "int64"), "transpose_a": None,
@@ -73,7 +188,9 @@ def matmul(node):
     a, b = (a.T if ta else a), (b.T if tb else b)
     if a.shape[1] != b.shape[0]:
       raise ValueError(f"MatMul dimensions do not match: {a.shape} @ {b.shape}")
-    return xnp(a, b).matmul(a, b)
+    if is_static(a, b):  # NumPy multiplies bfloat16 matrices into float32 ones
+      return np.matmul(a, b).astype(a.dtype)
+    return jnp.matmul(a, b)
   return run
 
 
@@ -97,7 +214,20 @@ def _reduce(node, name: str):
     if len(set(axes)) != len(axes):
       raise ValueError(f"reduction axes contain a duplicate dimension: {axes}")
     m = xnp(x)
-    return getattr(m, name)(x, axis=axes, keepdims=keep, dtype=x.dtype)
+    if name == "mean" and m is np and np.iscomplexobj(x):
+      # NumPy divides by the count as a complex number: (inf + 1j) / (1 + 0j) is NaN.
+      total = np.sum(x, axis=axes, keepdims=keep, dtype=x.dtype)
+      count = max(int(np.prod([np.shape(x)[a] for a in axes])), 0)
+      with np.errstate(invalid="ignore", divide="ignore"):
+        out = (total.real / count + 1j * (total.imag / count)).astype(x.dtype)
+    elif x.dtype in (np.float16, ml_dtypes.bfloat16):
+      # TF accumulates half-precision sums in float32 (jnp.sum with dtype=float16 does not).
+      out = getattr(m, name)(x.astype(np.float32), axis=axes, keepdims=keep).astype(x.dtype)
+    else:
+      out = getattr(m, name)(x, axis=axes, keepdims=keep, dtype=x.dtype)
+    if name == "mean" and m.iscomplexobj(x) and any(np.shape(x)[a] == 0 for a in axes):
+      out = m.zeros_like(out)  # TF's complex Mean over nothing is 0, not NaN
+    return out
   return run
 
 

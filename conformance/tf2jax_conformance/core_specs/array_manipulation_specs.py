@@ -35,6 +35,11 @@ _NO_PROTO = {d: "TF cannot store it in a TensorProto (\"Element type not support
 ANY_DTYPES = tuple(d for d in D.BOOL + D.NUMBER + D.FLOAT8 + D.FLOAT4 + D.NARROW_INT
                    if d not in _NO_TENSOR_PROTO)
 _ANY_T = dict(dtypes=ANY_DTYPES, skip_dtypes=_NO_PROTO)
+_NARROW = D.FLOAT8[:2] + D.FLOAT4 + D.NARROW_INT  # the ones TF can hold in a TensorProto
+# Kernels registered for any T that still refuse the narrow dtypes when run.
+_ANY_KERNEL_T = dict(dtypes=D.BOOL + D.NUMBER, skip_dtypes={
+    **_NO_PROTO, **{d: "TF's CPU kernel is registered for any dtype but refuses it when "
+                       "run (\"not supported\" / \"Unsupported data type\")" for d in _NARROW}})
 
 
 def _tf():
@@ -360,6 +365,22 @@ def gather_v2_example(dtype):
   return cst.shapes(min_dims=1, max_dims=3, max_side=4).flatmap(for_shape)
 
 
+def _dense_grad_gather(op):
+  """tf.raw_ops.<op> behind a Reshape of params: TF's gradient of a gather is an
+  IndexedSlices, which the harness does not densify; Reshape's gradient does."""
+  def build(example):
+    tf = _tf()
+    gather = getattr(tf.raw_ops, op)
+    static = {k: tf.constant(v) for k, v in example.inputs.items() if k == "axis"}
+    attrs = {k: v for k, v in example.attrs.items()}
+
+    def body(params, indices):
+      params = tf.reshape(params, tf.shape(params))
+      return gather(params=params, indices=indices, **static, **attrs)
+    return body
+  return build
+
+
 def gather_example(dtype):
   def for_shape(shape):
     return st.tuples(arrays(dtype, shape),
@@ -387,8 +408,10 @@ def _nd_indices(shape, depth, outer, index, bad=False, unique=False):
 def gather_nd_example(dtype):
   def for_shape(shape):
     r = len(shape)
+    # int16 indices only without grad: TF's GatherNd gradient refuses them.
+    index_types = ["int32", "int64"] + ([] if D.is_float(dtype) else ["int16"])
     return st.tuples(st.integers(0, r), cst.shapes(max_dims=2, max_side=3),
-                     st.sampled_from(["int16", "int32", "int64"]),
+                     st.sampled_from(index_types),
                      st.sampled_from(["", "IGNORE"])).flatmap(lambda t: st.tuples(
                          arrays(dtype, shape),
                          _nd_indices(shape, t[0], t[1], t[2], bad=t[3] == "IGNORE")).map(
@@ -456,7 +479,8 @@ def mirror_pad_example(dtype):
         _paddings(shape, (lambda d: d - 1) if mode == "REFLECT" else (lambda d: d)),
         _index_dtype()).map(lambda t: Example(
             {"input": t[0], "paddings": _np_idx(t[1], t[2]).reshape(-1, 2)}, {"mode": mode})))
-  return cst.shapes(max_dims=3, max_side=4).flatmap(for_shape)
+  return cst.shapes(max_dims=3, max_side=4, min_side=1 if D.is_float(dtype) else 0).flatmap(
+      for_shape)
 
 
 def mirror_pad_grad_example(dtype):
@@ -889,6 +913,9 @@ _VALUE_SHAPED_NOTE = ("the output's size depends on input values: checked eagerl
 _NOT_DIFFERENTIABLE = ("TF marks it not differentiable (zero gradients): the lowering stops "
                        "gradients too, and grad checks that they are zero")
 _MOVE = dict(tolerance=_EXACT)
+_GATHER_NOTE = ("params pass through a Reshape first so that TF's gradient is dense (the "
+                "harness compares tape.gradient with to_numpy, which cannot read an "
+                "IndexedSlices).")
 _TF_UNSUPPORTED = ("TF's CPU kernel is registered for it but refuses it when run "
                    "(\"Unsupported data type\")")
 _BOUND_NOTE = ("No NaN: TF's std::lower_bound/upper_bound and a sort comparator order them "
@@ -944,9 +971,12 @@ def specs() -> list[OpSpec]:
                 skip_dtypes={d: _TF_UNSUPPORTED for d in ("float8_e5m2", "float8_e4m3fn")}),
       # Gathers and scatters
       _movement("GatherV2", gather_v2_example, dtype_attr="Tparams", static_inputs=("axis",),
-                grad_tolerance=_sum_tol, grad_inputs=("params",)),
+                grad_tolerance=_sum_tol, grad_inputs=("params",),
+                build=_dense_grad_gather("GatherV2"), contains=("GatherV2",),
+                notes=_GATHER_NOTE),
       _movement("Gather", gather_example, dtype_attr="Tparams", grad_tolerance=_sum_tol,
-                grad_inputs=("params",)),
+                grad_inputs=("params",), build=_dense_grad_gather("Gather"),
+                contains=("Gather",), notes=_GATHER_NOTE),
       _movement("GatherNd", gather_nd_example, dtype_attr="Tparams", grad_tolerance=_sum_tol,
                 grad_inputs=("params",),
                 notes="bad_indices_policy IGNORE draws out-of-range indices (zeros)."),
@@ -968,10 +998,13 @@ def specs() -> list[OpSpec]:
       # Padding, tiling, broadcasting
       _movement("Pad", pad_example, static_inputs=("paddings",)),
       _movement("PadV2", pad_v2_example, static_inputs=("paddings",)),
-      _movement("MirrorPad", mirror_pad_example, static_inputs=("paddings",)),
+      _movement("MirrorPad", mirror_pad_example, static_inputs=("paddings",),
+                grad_tolerance=_sum_tol,
+                notes="Float dtypes (the ones grad runs on) have no 0-sized dims: TF's "
+                      "gradient (MirrorPadGrad) refuses them."),
       OpSpec("MirrorPadGrad", mirror_pad_grad_example, static_inputs=("paddings",),
              tolerance=_sum_tol, grad_tolerance=_sum_tol),
-      _movement("Tile", tile_example, **_ANY_T, static_inputs=("multiples",),
+      _movement("Tile", tile_example, **_ANY_KERNEL_T, static_inputs=("multiples",),
                 grad_tolerance=_sum_tol),
       _movement("BroadcastTo", broadcast_to_example, static_inputs=("shape",),
                 grad_tolerance=_sum_tol),
@@ -982,7 +1015,7 @@ def specs() -> list[OpSpec]:
              transforms=ALL_STATIC, notes="Both shapes must be static: the outputs' sizes "
                                           "depend on them."),
       # Creation
-      _movement("Fill", fill_example, static_inputs=("dims",)),
+      _movement("Fill", fill_example, static_inputs=("dims",), grad_tolerance=_sum_tol),
       OpSpec("Empty", empty_example, dtype_attr="dtype", static_inputs=("shape",),
              transforms=ALL_STATIC, notes="init=True: TF leaves memory uninitialized "
                                           "otherwise; tf2jax always gives zeros."),
@@ -1000,14 +1033,15 @@ def specs() -> list[OpSpec]:
                    + _NOT_DIFFERENTIABLE),
       # Reversal, rolling, permutations
       _movement("ReverseV2", reverse_v2_example, static_inputs=("axis",)),
-      _movement("Reverse", reverse_example, static_inputs=("dims",)),
+      _movement("Reverse", reverse_example, static_inputs=("dims",),
+                notes="TF refuses an input whose first dimension is 0; so does the lowering."),
       _movement("ReverseSequence", reverse_sequence_example),
       _movement("Roll", roll_example, static_inputs=("axis",)),
       OpSpec("InvertPermutation", invert_permutation_example, transforms=NO_GRAD),
       OpSpec("Bitcast", bitcast_example, transforms=("jit", "static", "x64", "vmap"),
              tolerance=_EXACT, notes=_NO_TF_GRADIENT),
       # In-place ops
-      _movement("DeepCopy", x_example(), **_ANY_T, transforms=NO_GRAD,
+      _movement("DeepCopy", x_example(), **_ANY_KERNEL_T, transforms=NO_GRAD,
                 notes=_NO_TF_GRADIENT),
       OpSpec("InplaceAdd", inplace_example(), dtypes=D.NUMBER, transforms=NO_GRAD,
              tolerance=_sum_tol, refused_dtypes=_refused_inplace(), skip_dtypes=_NO_PROTO,
@@ -1016,7 +1050,7 @@ def specs() -> list[OpSpec]:
       OpSpec("InplaceSub", inplace_example(), dtypes=D.NUMBER, transforms=NO_GRAD,
              tolerance=_sum_tol, refused_dtypes=_refused_inplace(), skip_dtypes=_NO_PROTO,
              notes="Row indices wrap like TF's kernel. " + _NO_TF_GRADIENT),
-      _movement("InplaceUpdate", inplace_example(unique=True), **_ANY_T,
+      _movement("InplaceUpdate", inplace_example(unique=True), **_ANY_KERNEL_T,
                 transforms=NO_GRAD,
                 notes="Rows are distinct after wrapping. " + _NO_TF_GRADIENT),
       _movement("ParallelConcat", parallel_concat_example, transforms=NO_GRAD,

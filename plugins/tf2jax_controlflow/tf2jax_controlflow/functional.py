@@ -31,9 +31,10 @@ _WHILE_ATTRS = {"T": None, "cond": None, "body": None, "output_shapes": None,
 
 
 def _truth(value):
-  """TF's truth value of a scalar predicate: non-zero for non-bool dtypes."""
+  """TF's truth value of a predicate: a scalar is true when non-zero, any other tensor
+  when it is not empty (known from its static shape)."""
   if np.ndim(value) != 0:
-    raise ValueError(f"the predicate must be a scalar, got shape {np.shape(value)}")
+    return np.bool_(np.size(value) > 0)
   return value if value.dtype == np.bool_ else value != 0
 
 

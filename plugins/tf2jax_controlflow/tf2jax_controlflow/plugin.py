@@ -18,3 +18,10 @@ def tf2jax_register_ops(registry):
 def tf2jax_graph_rewrites():
   # TF1 loop frames and Switch/Merge conds become structured nodes (see tf1.py).
   return [tf1.rewrite]
+
+
+@hookimpl
+def tf2jax_conformance_specs():
+  # tf2jax-conformance is a test dependency: import the specs only when they are asked for.
+  from tf2jax_controlflow import specs
+  return specs.specs()

@@ -269,7 +269,7 @@ def test_conv2d_nchw_matches_nhwc(case, onednn):
   assert_close(to_last(jax.jit(jax_fn)(to_first(x), w)), want)
 
 
-def test_conv2d_refuses_batch_strides_and_bad_paddings():
+def test_conv2d_refuses_batch_strides_and_channel_dilations():
   x, w = randn((1, 4, 4, 2)), randn((2, 2, 2, 2))
   g = tf.Graph()
   with g.as_default():
@@ -685,6 +685,26 @@ def test_max_pool3d_nan_windows(dtype):
                               padding="VALID"), x)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_avg_pool3d_lowest_values(dtype):
+  """TF's Eigen AvgPool3D leaves out elements equal to the lowest value (0 / 0 for a
+  window of only those); its oneDNN kernel averages them."""
+  low = float(ml_dtypes.finfo(dtype).min)
+  x = np.array([low, 1, low, low, 2, 3, low, 5], np.float64).reshape(1, 1, 1, 8, 1)
+  check(lambda x: r.AvgPool3D(input=x, ksize=[1, 1, 1, 2, 1], strides=[1, 1, 1, 2, 1],
+                              padding="VALID"), x.astype(dtype))
+
+
+def test_max_pool_with_argmax_refuses_empty_inputs_like_tf():
+  fn = lambda x: r.MaxPoolWithArgmax(input=x, ksize=[1, 1, 1, 1], strides=[1, 1, 1, 1],
+                                     padding="SAME", Targmax=tf.int32)
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    fn(np.zeros((0, 2, 2, 1), np.float32))
+  jax_fn = tf2jax.convert_functional(tf.function(fn), np.zeros((0, 2, 2, 1), np.float32))
+  with pytest.raises(tf2jax.NodeExecutionError, match="must not be empty"):
+    jax_fn(np.zeros((0, 2, 2, 1), np.float32))
+
+
 @pytest.mark.parametrize("include_batch", [False, True])
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
 def test_max_pool_with_argmax(include_batch, padding):
@@ -918,11 +938,9 @@ def test_keras_sequential_model_inference_and_training():
     y, new_params = jax.jit(fn)(params, x)
   want = train(x)  # updates the moving statistics
   assert_close(y, want, 1e-4)
-  variables = {v.path if hasattr(v, "path") else v.name: v for v in model.variables}
   moving = [k for k in new_params if "moving" in k]
   assert len(moving) == 2, sorted(new_params)
   for key in moving:
     tf_var = bn.moving_mean if "mean" in key else bn.moving_variance
     assert_close(new_params[key], tf_var.numpy(), 1e-5, key)
     assert not np.allclose(new_params[key], params[key])
-  del variables

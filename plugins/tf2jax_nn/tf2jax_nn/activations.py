@@ -8,9 +8,15 @@ import numpy as np
 from tf2jax_core import FLOAT, REAL, is_static, lowering, xnp
 
 
+# jax.nn.relu / relu6 have TF's gradients: 0 at the kinks (x = 0, x = 6) and at NaN, where
+# maximum/minimum would split the gradient in halves.
+
+
 @lowering("Relu", attrs={"T": REAL})
 def relu(node):
   def run(x):
+    if not is_static(x) and jax.numpy.issubdtype(x.dtype, jax.numpy.floating):
+      return jax.nn.relu(x)
     return xnp(x).maximum(x, np.zeros((), x.dtype))
   return run
 
@@ -18,6 +24,8 @@ def relu(node):
 @lowering("Relu6", attrs={"T": REAL})
 def relu6(node):
   def run(x):
+    if not is_static(x) and jax.numpy.issubdtype(x.dtype, jax.numpy.floating):
+      return jax.nn.relu6(x)
     m = xnp(x)
     return m.minimum(m.maximum(x, np.zeros((), x.dtype)), np.asarray(6, x.dtype))
   return run
@@ -40,6 +48,8 @@ def bias_add(node):
 
 
 def _softmax(x, log: bool):
+  if is_static(x) and np.size(x) == 0:
+    return np.array(x, copy=True)
   if is_static(x):
     shifted = x - np.max(x, axis=-1, keepdims=True)
     if log:

@@ -100,6 +100,7 @@ def _fused_batch_norm(node):
         out_mean, out_var = nan, nan
     if n == 0:
       r1 = r2 = jnp.zeros((depth,), _F32)
+      y = jnp.zeros(xs, _F32)  # empty; keeps NaN statistics out of the gradients
     stats = [lax.stop_gradient(v) for v in (out_mean, out_var, r1, r2)]
     outs = [y.astype(dtype)] + stats
     if v3:

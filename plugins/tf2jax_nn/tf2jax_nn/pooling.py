@@ -3,7 +3,9 @@
 Semantics follow TF's CPU kernels:
 
 * AvgPool with SAME padding divides each window's sum by the number of valid (not
-  padded) elements; float16/bfloat16 sum in float32.
+  padded) elements; float16/bfloat16 sum in float32 (TF's float16 AvgPool sums in
+  float16 and can overflow where tf2jax does not). TF's Eigen AvgPool3D leaves out
+  elements equal to the dtype's lowest value (Eigen's padding marker); tf2jax too.
 * MaxPool ignores NaN (a NaN never wins a window) and a window with nothing above the
   dtype's lowest finite value gives that value, not -inf (TF starts from `lowest()`);
   oneDNN's bfloat16 kernel gives -inf there instead. MaxPool3D does the same with oneDNN
@@ -160,7 +162,10 @@ def _window_counts(pool: _Pool, xs, pads, outs):
   return count
 
 
-def avg_pool(x, pool: _Pool, *, what: str):
+def avg_pool(x, pool: _Pool, *, what: str, skip_lowest: bool = False):
+  """skip_lowest: Eigen's AvgPoolMeanReducer (TF's Eigen AvgPool3D) treats elements equal
+  to the dtype's lowest value as padding: they count neither in the sum nor in the
+  number of elements (a window of only those gives 0 / 0 = NaN)."""
   xs = _check_rank(x, pool.rank, what)
   pads, outs = pool.pads(xs)
   shape = out_shape(xs, pool.window, outs)
@@ -169,8 +174,16 @@ def avg_pool(x, pool: _Pool, *, what: str):
     return zeros(shape, dtype)
   cd = compute_dtype(dtype)
   dims, strides = pool.dims()
-  counts = _window_counts(pool, xs, pads, outs).astype(cd)
-  xc, pads = _crop(jnp.asarray(x, cd), pool, pads)
+  x = jnp.asarray(x)
+  if skip_lowest:
+    keep = x != _lowest(dtype)
+    x = jnp.where(keep, x, np.zeros((), dtype))
+    kc, kpads = _crop(keep.astype(cd), pool, pads)
+    counts = lax.reduce_window(kc, np.asarray(0, cd), lax.add, dims, strides,
+                               full_pads(pool.window, kpads))
+  else:
+    counts = _window_counts(pool, xs, pads, outs).astype(cd)
+  xc, pads = _crop(x.astype(cd), pool, pads)
   s = lax.reduce_window(xc, np.asarray(0, cd), lax.add, dims, strides,
                         full_pads(pool.window, pads))
   return (s / counts).astype(dtype)
@@ -291,10 +304,11 @@ def avg_pool2d(node):
                               "padding": ("SAME", "VALID"), "data_format": ("NDHWC", "NCDHW")})
 def avg_pool3d(node):
   last = _layout(node, "NDHWC", 3)
-  pool = _Pool(node, 3, last, eigen_same=not native(node.attrs["T"]))
+  eigen = not native(node.attrs["T"])
+  pool = _Pool(node, 3, last, eigen_same=eigen)
   if pool.window is None:
     refuse(node, "ksize", "TF's AvgPool3D does not pool across depth", pool.ksize)
-  return lambda x: avg_pool(x, pool, what=node.op)
+  return lambda x: avg_pool(x, pool, what=node.op, skip_lowest=eigen)
 
 
 @lowering("MaxPoolWithArgmax", attrs={"T": ARGMAX_T, "Targmax": ("int32", "int64"),
@@ -310,10 +324,12 @@ def max_pool_with_argmax(node):
 
   def run(x):
     xs = _check_rank(x, 4, node.op)
+    if is_empty(xs):
+      raise ValueError(f"{node.op}: tensor_in must not be empty (TF's kernel), got shape {xs}")
     pads, outs = pool.pads(xs)
     shape = (xs[0], outs[0], outs[1], xs[3])
     dtype = np.dtype(x.dtype)
-    if is_empty(shape) or is_empty(xs):
+    if is_empty(shape):
       return zeros(shape, dtype), zeros(shape, index_dtype)
     n, h, w, c = xs
     x = jnp.asarray(x)

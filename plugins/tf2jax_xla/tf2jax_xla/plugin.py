@@ -11,3 +11,10 @@ TF2JAX_PLUGIN_API = 1
 def tf2jax_register_ops(registry):
   registry.add_module(slicing)
   registry.add_module(call_module)
+
+
+@hookimpl
+def tf2jax_conformance_specs():
+  # tf2jax-conformance is a test dependency: import the specs only when they are asked for.
+  from tf2jax_xla import specs
+  return specs.specs()

@@ -1,0 +1,76 @@
+"""Conformance specs of tf2jax-nn's Relu, Relu6, BiasAdd(V1), Softmax and LogSoftmax.
+
+A test dependency: only the plugin's `tf2jax_conformance_specs` hook imports this module
+(the other nn ops' specs are in nn_specs.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import strategies as st
+
+from tf2jax_conformance import dtypes as D
+from tf2jax_conformance import strategies as cst
+from tf2jax_conformance.spec import Example, OpSpec, Tolerance, default_tolerance
+
+
+def _features(dtype):
+  return cst.arrays(dtype, cst.shapes()).map(lambda x: Example({"features": x}))
+
+
+def _bias_add(with_format: bool):
+  def example(dtype):
+    formats = st.sampled_from(["NHWC", "NCHW"]) if with_format else st.just(None)
+
+    def for_format(fmt):
+      def for_shape(shape):
+        channels = shape[1] if fmt == "NCHW" else shape[-1]
+        return st.tuples(cst.arrays(dtype, shape), cst.arrays(dtype, (channels,))).map(
+            lambda vb: Example({"value": vb[0], "bias": vb[1]},
+                               {"data_format": fmt} if fmt else {}))
+      # TF's graph shape inference wants rank >= 3 for NCHW (eager TF takes rank 2 too).
+      return cst.shapes(min_dims=3 if fmt == "NCHW" else 2, max_dims=4).flatmap(for_shape)
+    return formats.flatmap(for_format)
+  return example
+
+
+def _logits(dtype):
+  # Finite logits: with NaN or infinities in a row, TF's (oneDNN) softmax puts NaN only in
+  # some places of the row (its max and sum skip NaN depending on vector lanes).
+  return cst.arrays(dtype, cst.shapes(min_dims=1), allow_nan=False, allow_inf=False).map(
+      lambda x: Example({"logits": x}))
+
+
+def _softmax_tolerance(log: bool):
+  def tolerance(dtype: str, ex: Example) -> Tolerance:
+    """exp, a sum over the last axis and a division (or a log): a few ulps per term."""
+    base = default_tolerance(dtype)
+    x = np.asarray(ex.inputs["logits"]).astype(np.float64)
+    n = x.shape[-1] if x.ndim else 1
+    eps = float(D.finfo(dtype).eps)
+    rtol = base.rtol + 2 * n * eps
+    if not log:
+      return Tolerance(rtol, base.atol + 2 * n * eps * float(D.finfo(dtype).tiny))
+    finite = np.abs(x[np.isfinite(x)])
+    scale = 2 * float(finite.max()) if finite.size else 0.0
+    return Tolerance(rtol, base.atol + 4 * eps * (scale + math.log(max(n, 1)) + 1))
+  return tolerance
+
+
+_SOFTMAX_NOTES = ("Logits are finite: with NaN or infinities in a row TF's oneDNN kernel "
+                  "gives NaN in some places only. Tolerance: a few ulps per element of the "
+                  "last axis (exp, sum, division); LogSoftmax also the absolute error of "
+                  "x - max - log(sum).")
+
+
+def specs() -> list[OpSpec]:
+  return [
+      OpSpec("Relu", _features),
+      OpSpec("Relu6", _features),
+      OpSpec("BiasAdd", _bias_add(True)),
+      OpSpec("BiasAddV1", _bias_add(False)),
+      OpSpec("Softmax", _logits, tolerance=_softmax_tolerance(False), notes=_SOFTMAX_NOTES),
+      OpSpec("LogSoftmax", _logits, tolerance=_softmax_tolerance(True), notes=_SOFTMAX_NOTES),
+  ]
