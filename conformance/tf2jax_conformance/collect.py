@@ -48,11 +48,14 @@ def orphan_specs() -> list[str]:
 
 
 def cases(provider: str | None = None, ops: Iterable[str] | None = None,
-          dtypes: Iterable[str] | None = None) -> list[Case]:
+          dtypes: Iterable[str] | None = None, representative: bool = False) -> list[Case]:
   """One case per (spec, covered or refused dtype); a failing case for a broken spec.
 
   `provider` keeps the specs of the ops that plugin lowers, and the specs it contributes.
+  `representative` keeps, of each spec's covered dtypes, those of
+  `profiles.representative` (the `ci` profile's selection).
   """
+  from tf2jax_conformance import profiles
   lowered_by = registered_ops()
   ops = set(ops) if ops is not None else None
   dtypes = set(dtypes) if dtypes is not None else None
@@ -69,8 +72,9 @@ def cases(provider: str | None = None, ops: Iterable[str] | None = None,
     except SpecError as e:
       out.append(Case(spec, entry.provider, None, error=str(e)))
       continue
+    keep = profiles.representative(covered) if representative else set(covered)
     for d in covered:
-      if dtypes is None or d in dtypes:
+      if (dtypes is None or d in dtypes) and d in keep:
         out.append(Case(spec, entry.provider, d))
     for d, reason in refused.items():
       if dtypes is None or d in dtypes:

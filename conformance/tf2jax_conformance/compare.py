@@ -94,8 +94,8 @@ def _check_special(g, w, what: str, g_full, w_full) -> np.ndarray:
 def _check_close(g, w, finite, tol: Tolerance, what: str) -> None:
   with np.errstate(over="ignore", invalid="ignore"):
     err = np.abs(g - w)
-    allowed = tol.atol + tol.rtol * np.abs(w)
-  bad = finite & ~(err <= allowed)
+    allowed = tol.atol + (tol.rtol * np.abs(w) if tol.rtol else 0.0)
+  bad = finite & ~((g == w) | (err <= allowed))
   if np.any(bad):
     worst = float(np.max(np.where(bad, err, 0)))
     raise Mismatch(_describe(what, g, w, bad,

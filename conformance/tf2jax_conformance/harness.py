@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import traceback
+import logging
 import warnings
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import tree
-from hypothesis import HealthCheck, given, settings as hyp_settings
+from hypothesis import given, settings as hyp_settings
 from hypothesis import strategies as st
 
 from tf2jax_conformance import dtypes as D
@@ -25,6 +25,7 @@ from tf2jax_conformance.compare import Mismatch, assert_same, to_numpy
 from tf2jax_conformance.spec import Example, OpSpec, SpecError, Tolerance
 
 VMAP_BATCH = 3
+NARROW_DTYPES = D.FLOAT8 + D.FLOAT4 + D.NARROW_INT
 
 
 class ConformanceFailure(AssertionError):
@@ -95,8 +96,12 @@ def check_case(case: Case, settings: hyp_settings | None = None,
   settings = settings or profiles.settings()
   if case.refused is not None:
     settings = hyp_settings(settings, max_examples=min(settings.max_examples, 2))
+  elif case.dtype in NARROW_DTYPES:
+    # Narrow dtypes (float8, float4, int4, int2) only pass through the ops that take them.
+    settings = hyp_settings(settings, max_examples=max(1, settings.max_examples // 2))
   spec, dtype = case.spec, case.dtype
   start = time.perf_counter()
+  state = _CaseState(x64_every_example=profiles.x64_every_example(settings))
 
   def run(data):
     example = data.draw(spec.example(dtype), label="example")
@@ -105,7 +110,7 @@ def check_case(case: Case, settings: hyp_settings | None = None,
       _check_refused(spec, dtype, example)
       result.transforms.add("refused")
     else:
-      result.transforms |= run_example(spec, dtype, example, data.draw)
+      result.transforms |= run_example(spec, dtype, example, data.draw, state)
     result.examples += 1
     result.failing_example = None
 
@@ -124,6 +129,10 @@ def check_case(case: Case, settings: hyp_settings | None = None,
     raise
   finally:
     result.seconds = time.perf_counter() - start
+    # Every example compiles its own functions, which no later case reuses: dropping
+    # JAX's caches keeps a whole run's memory flat (2 GB less over 200 cases).
+    import jax
+    jax.clear_caches()
   return result
 
 
@@ -136,18 +145,45 @@ def _describe_failure(e: BaseException) -> str:
 # One example -------------------------------------------------------------------------
 
 
-def run_example(spec: OpSpec, dtype: str, example: Example,
-                draw: Callable) -> set[str]:
+@dataclasses.dataclass
+class _CaseState:
+  """What the examples of one case share. x64 mode changes dtypes, not values: unless the
+  profile says otherwise it is checked until one example passes it, and again on every
+  example once any example failed (so that hypothesis replays stay deterministic)."""
+
+  x64_every_example: bool = True
+  x64_checked: bool = False
+  failed: bool = False
+
+
+def run_example(spec: OpSpec, dtype: str, example: Example, draw: Callable,
+                state: _CaseState | None = None) -> set[str]:
   """Checks one example under every transform of the case; returns the ones checked."""
   with _quiet():
-    return _Run(spec, dtype, example, draw).check()
+    try:
+      done = (_Tf1Run if spec.tf1_graph else _Run)(spec, dtype, example, draw, state).check()
+    except BaseException:
+      if state is not None:
+        state.failed, state.x64_checked = True, False
+      raise
+    if state is not None and "x64" in done and not state.failed:
+      state.x64_checked = True
+    return done
 
 
 @contextlib.contextmanager
 def _quiet():
-  with warnings.catch_warnings(), np.errstate(all="ignore"):
-    warnings.simplefilter("ignore")
-    yield
+  """No warnings from NumPy, JAX or TF (e.g. TF's notes on retracing: every example
+  traces its own tf.function on purpose)."""
+  tf_logger = logging.getLogger("tensorflow")
+  level = tf_logger.level
+  tf_logger.setLevel(logging.ERROR)
+  try:
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+      warnings.simplefilter("ignore")
+      yield
+  finally:
+    tf_logger.setLevel(level)
 
 
 def _tf():
@@ -241,21 +277,40 @@ def _dtype_names(x) -> list[str]:
   return names
 
 
-def _graph_ops(concrete) -> set[str]:
+def _graph_ops(concrete, spec: OpSpec, example: Example) -> set[str]:
   gd = concrete.graph.as_graph_def()
+  if spec.rewrite is not None:
+    spec.rewrite(gd, example)
   ops = {n.op for n in gd.node}
   for f in gd.library.function:
     ops.update(n.op for n in f.node_def)
   return ops
 
 
+def convert_functional(spec: OpSpec, example: Example, fn, specs) -> Callable:
+  """`tf2jax.convert_functional(fn, *specs)`; for a spec with `rewrite`, the traced graph
+  rewritten and converted with `tf2jax.convert_graph_def`."""
+  import tf2jax
+  if spec.rewrite is None:
+    return tf2jax.convert_functional(fn, *specs)
+  concrete = fn.get_concrete_function(*specs)
+  gd = concrete.graph.as_graph_def()
+  spec.rewrite(gd, example)
+  outputs = [t.name for t in concrete.outputs]
+  jax_fn = tf2jax.convert_graph_def(gd, [t.name for t in concrete.inputs], outputs)
+  structure = concrete.structured_outputs
+  return lambda *a, **kw: tree.unflatten_as(structure, jax_fn(*a, **kw))
+
+
 class _Run:
   """Everything about one example: the TF reference, the conversion, the transforms."""
 
-  def __init__(self, spec: OpSpec, dtype: str, example: Example, draw: Callable):
+  def __init__(self, spec: OpSpec, dtype: str, example: Example, draw: Callable,
+               state: "_CaseState | None" = None):
     self.spec, self.dtype, self.example, self.draw = spec, dtype, example, draw
     self.args = flat_args(spec, example)
     self.key = None
+    self.state = state
 
   def fail(self, transform: str, message: str):
     raise ConformanceFailure(self.spec.op, self.dtype, transform, message, self.example)
@@ -286,8 +341,11 @@ class _Run:
     if self.spec.variables:
       jax_fn, params = tf2jax.convert(fn, *specs)
     else:
-      jax_fn, params = tf2jax.convert_functional(fn, *specs), None
+      jax_fn, params = convert_functional(self.spec, self.example, fn, specs), None
     return fn, specs, jax_fn, params
+
+  def graph_ops(self, fn, tf_specs) -> set[str]:
+    return _graph_ops(fn.get_concrete_function(*tf_specs), self.spec, self.example)
 
   def call(self, jax_fn, params, args, jit: bool = False):
     import jax
@@ -331,27 +389,33 @@ class _Run:
       return {"eager"}
     if conv_error is not None:
       self.fail("eager", f"conversion failed where TF succeeds: {_err(conv_error)}")
-    if spec.op not in (ops := _graph_ops(fn.get_concrete_function(*tf_specs))) or any(
-        o not in ops for o in (spec.contains or ())):
+    ops = self.graph_ops(fn, tf_specs)
+    if any(o not in ops for o in (spec.contains or (spec.op,))):
       raise SpecError(f"{spec.op}: the traced graph lacks {spec.op} or "
                       f"{spec.contains}; it has {sorted(ops)}.")
     with jax.enable_x64(x64):
       self.compare("eager", want, tf_vars, lambda a: self.call(jax_fn, params, a))
       done.add("eager")
-      if "jit" in wanted:
-        self.compare("jit", want, tf_vars, lambda a: self.call(jax_fn, params, a, jit=True))
-        done.add("jit")
       if "static" in wanted:
         self.check_static(body, want)
         done.add("static")
-      if "vmap" in wanted:
-        self.check_vmap(body, jax_fn)
-        done.add("vmap")
-      if "grad" in wanted:
-        self.check_grad(body, jax_fn, want)
-        done.add("grad")
+      vmap_prep = self.prepare_vmap(body) if "vmap" in wanted else None
+      grad_prep = self.prepare_grad(body, want) if "grad" in wanted else None
+      fast = ("jit" in wanted and not spec.variables and not spec.rng
+              and (vmap_prep is not None or grad_prep is not None)
+              and self.check_together(jax_fn, want, vmap_prep, grad_prep))
+      if not fast:
+        if "jit" in wanted:
+          self.compare("jit", want, tf_vars,
+                       lambda a: self.call(jax_fn, params, a, jit=True))
+        if vmap_prep is not None:
+          self.check_vmap(jax_fn, vmap_prep)
+        if grad_prep is not None:
+          self.check_grad(jax_fn, grad_prep)
+      done.update(t for t in ("jit", "vmap", "grad") if t in wanted)
     if "x64" in wanted:
-      if not x64:
+      if not x64 and not (self.state is not None and self.state.x64_checked
+                          and not self.state.x64_every_example):
         with jax.enable_x64(True):
           self.compare("x64", want, tf_vars,
                        lambda a: self.call(jax_fn, params, a, jit=True))
@@ -454,17 +518,20 @@ class _Run:
 
   def check_static(self, body, want) -> None:
     """Every input a constant of the graph: lowerings take their NumPy path."""
-    import tf2jax
     tf = _tf()
 
     def compute(args):
       fn0 = tf.function(lambda: body(*[tf.constant(a) for a in args]), autograph=False)
-      return _leaves_np(tf2jax.convert_functional(fn0)())
+      return _leaves_np(convert_functional(self.spec, self.example, fn0, [])())
     self.same("static", want, self.spec.tolerances(self.dtype, self.example), compute,
               reference=lambda a: self.reference(body, a)[0])
 
-  def check_vmap(self, body, jax_fn) -> None:
-    import jax
+  # vmap and grad: a TF reference (prepare_*), then JAX's result (compute_*) -------------
+
+  def prepare_vmap(self, body):
+    """(batched inputs, TF's results row by row stacked, loop) or None if TF rejects a
+    row. The batch: each input and its flat values rolled by 1 and 2 places (the same
+    values, so domains hold)."""
     if not self.args:
       raise SpecError(f"{self.spec.op}: vmap needs at least one non-static input.")
     batched = [np.stack([np.roll(a.reshape(-1), k).reshape(a.shape)
@@ -479,19 +546,27 @@ class _Run:
         rows.append(out)
       return tree.map_structure(lambda *xs: np.stack(xs), *rows)
     want = loop(batched)
-    if want is None:
-      return  # TF rejects a row; eager already checks that tf2jax raises for those
+    return None if want is None else (batched, want, loop)
+
+  @staticmethod
+  def compute_vmap(jax_fn, batched):
+    import jax
+    return jax.vmap(jax_fn)(*batched)
+
+  def check_vmap(self, jax_fn, prepared) -> None:
+    import jax
+    batched, want, loop = prepared
     self.args, single = batched, self.args
     try:
       self.same("vmap", want, self.spec.tolerances(self.dtype, self.example),
-                lambda a: _leaves_np(jax.jit(jax.vmap(jax_fn))(*a)), reference=loop,
-                note=f"\n  batch: {[b.tolist() for b in batched]}")
+                lambda a: _leaves_np(jax.jit(lambda b: self.compute_vmap(jax_fn, b))(a)),
+                reference=loop, note=f"\n  batch: {[b.tolist() for b in batched]}")
     finally:
       self.args = single
 
-  def check_grad(self, body, jax_fn, want) -> None:
-    import jax
-    import jax.numpy as jnp
+  def prepare_grad(self, body, want):
+    """(positions, cotangents, TF's gradients or None, TF's error or None, gradients(args)
+    computing TF's gradients, tolerance)."""
     tf = _tf()
     spec = self.spec
     positions = self._grad_positions()
@@ -499,10 +574,9 @@ class _Run:
     if not positions or not outs or any(D.name_of(o.dtype) not in D.FLOAT for o in outs):
       raise SpecError(f"{spec.op}: grad needs floating inputs and outputs; set "
                       "transforms or grad_dtypes.")
-    make_ct = spec.cotangents or (lambda d, shape: S.finite_arrays(d, shape))
+    make_ct = spec.cotangents or S.cotangents
     cts = [self.draw(make_ct(D.name_of(o.dtype), o.shape), label=f"cotangent {i}")
            for i, o in enumerate(outs)]
-    note = f"\n  cotangents: {[c.tolist() for c in cts]}"
 
     def gradients(*tensors):
       with tf.GradientTape() as tape:
@@ -514,32 +588,17 @@ class _Run:
       return [tf.zeros_like(tensors[p]) if g is None else g for p, g in zip(positions, grads)]
 
     def tf_gradients(args):
+      if spec.tf1_graph:  # tf.gradients in the TF1 graph, run by a Session
+        return self.session_gradients(body, positions, cts, args)
       tensors = [tf.constant(a) for a in args]
       if spec.tf_graph_grad:
         return [to_numpy(g) for g in tf.function(gradients, autograph=False)(*tensors)]
       return [to_numpy(g) for g in gradients(*tensors)]
-    tf_error = None
+    tf_grads, tf_error = None, None
     try:
       tf_grads = tf_gradients(self.args)
     except Exception as e:
       tf_error = e
-
-    @jax.jit
-    def vjp(all_args, cts):
-      def f(*diff):
-        args = list(all_args)
-        for p, d in zip(positions, diff):
-          args[p] = d
-        return tree.flatten(jax_fn(*args))
-      return jax.vjp(f, *[all_args[p] for p in positions])[1](cts)
-
-    def jax_grads(all_args):
-      grads = vjp([jnp.asarray(a) for a in all_args], [jnp.asarray(c) for c in cts])
-      return [to_numpy(g) for g in grads]
-
-    if tf_error is not None:
-      self._expect_error("grad", tf_error, None, lambda: jax_grads(self.args))
-      return
     if spec.grad_tolerance is not None:
       tol = spec.tolerances(self.dtype, self.example, grad=True)
     else:
@@ -551,8 +610,67 @@ class _Run:
       def tol(name):
         base = spec.tolerance_for(self.dtype, self.example, output=name)
         return Tolerance(2 * base.rtol, base.atol + 2 * base.rtol * ct_max)
+    return positions, cts, tf_grads, tf_error, tf_gradients, tol
+
+  @staticmethod
+  def compute_grad(jax_fn, positions, all_args, cts):
+    """JAX's vjp of the converted function at `all_args` (traceable)."""
+    import jax
+
+    def f(*diff):
+      args = list(all_args)
+      for p, d in zip(positions, diff):
+        args[p] = d
+      return tree.flatten(jax_fn(*args))
+    return jax.vjp(f, *[all_args[p] for p in positions])[1](list(cts))
+
+  def check_grad(self, jax_fn, prepared) -> None:
+    import jax
+    import jax.numpy as jnp
+    positions, cts, tf_grads, tf_error, tf_gradients, tol = prepared
+    note = f"\n  cotangents: {[c.tolist() for c in cts]}"
+
+    def jax_grads(all_args):
+      grads = jax.jit(lambda a, c: self.compute_grad(jax_fn, positions, a, c))(
+          [jnp.asarray(a) for a in all_args], [jnp.asarray(c) for c in cts])
+      return [to_numpy(g) for g in grads]
+    if tf_error is not None:
+      self._expect_error("grad", tf_error, None, lambda: jax_grads(self.args))
+      return
     self.same("grad", tf_grads, tol, jax_grads, what="gradient", note=note,
               reference=tf_gradients)
+
+  def check_together(self, jax_fn, want, vmap_prep, grad_prep) -> bool:
+    """jit, vmap and grad in one compiled function (one XLA compilation instead of
+    three). True when all match TF; otherwise the caller checks them one by one, which
+    also explains a failure."""
+    import jax
+    import jax.numpy as jnp
+    if grad_prep is not None and grad_prep[3] is not None:
+      return False  # TF raised: grad has its own check
+
+    def together(args, batched, cts):
+      out = {"jit": jax_fn(*args)}
+      if vmap_prep is not None:
+        out["vmap"] = self.compute_vmap(jax_fn, batched)
+      if grad_prep is not None:
+        out["grad"] = self.compute_grad(jax_fn, grad_prep[0], args, cts)
+      return out
+    try:
+      got = jax.jit(together)(
+          [jnp.asarray(a) for a in self.args],
+          [jnp.asarray(b) for b in vmap_prep[0]] if vmap_prep is not None else [],
+          [jnp.asarray(c) for c in grad_prep[1]] if grad_prep is not None else [])
+      got = {k: _leaves_np(v) for k, v in got.items()}
+      tols = self.spec.tolerances(self.dtype, self.example)
+      assert_same(got["jit"], want, tols)
+      if vmap_prep is not None:
+        assert_same(got["vmap"], vmap_prep[1], tols)
+      if grad_prep is not None:
+        assert_same(got["grad"], grad_prep[2], grad_prep[5])
+      return True
+    except Exception:
+      return False
 
   def _grad_positions(self) -> list[int]:
     spec = self.spec
@@ -579,7 +697,7 @@ def _check_refused(spec: OpSpec, dtype: str, example: Example) -> None:
   specs = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in run.args]
   try:
     with _quiet():
-      tf2jax.convert_functional(fn, *specs)
+      convert_functional(spec, example, fn, specs)
   except tf2jax.UnsupportedOpsError as e:
     if not any(b.op == spec.op for b in e.bad_attrs) and not any(
         m.op == spec.op for m in e.missing):
@@ -627,7 +745,111 @@ def _err(e: BaseException) -> str:
   return f"{type(e).__name__}: {first[:500]}{more}"
 
 
-def describe_exception(e: BaseException) -> str:
-  return "".join(traceback.format_exception_only(type(e), e)).strip()
+# TF1 graphs (OpSpec.tf1_graph) -------------------------------------------------------
 
 
+class _Tf1Run(_Run):
+  """A spec whose op only a tf.compat.v1 Graph holds (TF1 control flow, which TF2's
+  tf.function never builds). `build(example)` makes the op's graph from placeholders (or
+  constants, for "static") with control flow v2 off; variables are frozen into constants
+  as in a frozen model. TF's result is a Session run of that GraphDef, tf2jax converts the
+  same GraphDef with `tf2jax.convert_graph_def`, and TF's gradients are `tf.gradients`
+  in the graph, run by a Session. The Sessions run the graph as written, without Grappler
+  (which, e.g., leaves _SwitchN conds of int32 values without a result)."""
+
+  @staticmethod
+  def session(graph):
+    from tensorflow.core.protobuf import config_pb2
+    config = config_pb2.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    return _tf().compat.v1.Session(graph=graph, config=config)
+
+  def graph(self, body, args, constants: bool = False):
+    """(graph, inputs, structured outputs), built with TF1 control flow."""
+    from tensorflow.python.ops import control_flow_util
+    tf = _tf()
+    graph = tf.Graph()
+    v2 = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
+    try:
+      with graph.as_default():
+        inputs = [tf.constant(a) if constants else
+                  tf.compat.v1.placeholder(tf.as_dtype(a.dtype), a.shape, name=f"input_{i}")
+                  for i, a in enumerate(args)]
+        out = body(*inputs)
+    finally:
+      control_flow_util.ENABLE_CONTROL_FLOW_V2 = v2
+    return graph, inputs, out
+
+  def graph_def(self, body, args, constants: bool = False):
+    """(GraphDef, input names, output names, output structure); checks `contains`."""
+    tf = _tf()
+    graph, inputs, out = self.graph(body, args, constants)
+    outputs = [t.name for t in tree.flatten(out)]
+    graph_def = graph.as_graph_def()
+    if graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES):
+      from tensorflow.python.framework import convert_to_constants
+      with tf.compat.v1.Session(graph=graph) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        graph_def = convert_to_constants.convert_variables_to_constants_from_session_graph(
+            sess, graph_def, [n.split(":")[0] for n in outputs])
+    ops = {n.op for n in graph_def.node}
+    missing = [o for o in (self.spec.contains or (self.spec.op,)) if o not in ops]
+    if missing:
+      raise SpecError(f"{self.spec.op}: the TF1 graph lacks {missing}; it has "
+                      f"{sorted(ops)}.")
+    return graph_def, [t.name for t in inputs], outputs, out
+
+  def reference(self, body, args):
+    tf = _tf()
+    try:
+      graph_def, inputs, outputs, out = self.graph_def(body, args)
+    except SpecError:
+      raise
+    except Exception as e:
+      return None, e
+    try:
+      with tf.Graph().as_default() as graph:
+        tf.graph_util.import_graph_def(graph_def, name="")
+      with self.session(graph) as sess:
+        values = sess.run(outputs, dict(zip(inputs, args)))
+      return _leaves_np(tree.unflatten_as(out, values)), None
+    except Exception as e:  # TF rejects the input (or the graph)
+      return None, e
+
+  def convert(self, body, args):
+    import tf2jax
+    graph_def, inputs, outputs, out = self.graph_def(body, args)
+    self.tf1_ops = {n.op for n in graph_def.node}
+    jax_fn = tf2jax.convert_graph_def(graph_def, inputs, outputs)
+    return None, None, (lambda *a: tree.unflatten_as(out, list(jax_fn(*a)))), None
+
+  def graph_ops(self, fn, tf_specs) -> set[str]:
+    return self.tf1_ops
+
+  def check_static(self, body, want) -> None:
+    import tf2jax
+
+    def compute(args):
+      graph_def, _, outputs, out = self.graph_def(body, args, constants=True)
+      return _leaves_np(tree.unflatten_as(
+          out, list(tf2jax.convert_graph_def(graph_def, [], outputs)())))
+    self.same("static", want, self.spec.tolerances(self.dtype, self.example), compute,
+              reference=lambda a: self.reference(body, a)[0])
+
+  def session_gradients(self, body, positions, cts, args):
+    from tensorflow.python.ops import control_flow_util
+    tf = _tf()
+    graph, inputs, out = self.graph(body, args)
+    v2 = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
+    try:
+      with graph.as_default():
+        grads = tf.gradients(tree.flatten(out), [inputs[p] for p in positions],
+                             grad_ys=[tf.constant(c) for c in cts])
+        grads = [tf.zeros_like(inputs[p]) if g is None else g
+                 for p, g in zip(positions, grads)]
+    finally:
+      control_flow_util.ENABLE_CONTROL_FLOW_V2 = v2
+    with self.session(graph) as sess:
+      return [to_numpy(g) for g in sess.run(grads, dict(zip(inputs, args)))]

@@ -1,4 +1,11 @@
-"""Hypothesis settings profiles of the suite: `ci` and `thorough`.
+"""Profiles of the suite: `ci`, `full` and `thorough` (hypothesis settings, and which
+dtypes of each spec run).
+
+- `ci` (default): 2 derandomized examples per case, on a representative set of each
+  spec's dtypes (`REPRESENTATIVE`): what `pytest` runs on every change.
+- `full`: 3 derandomized examples per case on every dtype: what SUPPORTED_OPS.md and the
+  report are generated from (the report command's default).
+- `thorough`: 200 random examples per case on every dtype, failures kept.
 
 The profile comes from (first found): the `profile` argument, the pytest option
 `--conformance-profile`, the environment variable TF2JAX_CONFORMANCE_PROFILE, else
@@ -22,14 +29,17 @@ _SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large
 
 PROFILES = {
     # Few examples per (op, dtype), the same ones on every run: no database, fixed seed.
-    "ci": dict(max_examples=4, derandomize=True, database=None, deadline=None,
+    "ci": dict(max_examples=2, derandomize=True, database=None, deadline=None,
                suppress_health_check=_SUPPRESS, print_blob=False),
+    "full": dict(max_examples=3, derandomize=True, database=None, deadline=None,
+                 suppress_health_check=_SUPPRESS, print_blob=False),
     # Hundreds of examples per (op, dtype), random; failures are saved in .hypothesis/.
     "thorough": dict(max_examples=200, derandomize=False, deadline=None,
                      suppress_health_check=_SUPPRESS, print_blob=True),
 }
 DESCRIPTIONS = {
-    "ci": "4 examples per op and dtype, derandomized, no example database",
+    "ci": "2 examples per op and representative dtype, derandomized, no example database",
+    "full": "3 examples per op and dtype, derandomized, no example database",
     "thorough": "200 random examples per op and dtype, failures kept in .hypothesis/",
 }
 
@@ -58,3 +68,37 @@ def settings(profile: str | None = None, max_examples: int | None = None) -> hyp
   if max_examples is not None:
     kwargs["max_examples"] = max_examples
   return hyp_settings(base, **kwargs) if kwargs else base
+
+
+def x64_every_example(settings: hyp_settings) -> bool:
+  """Whether the x64 transform runs on every example (thorough, derandomize off) or only
+  until one example of a case passes it (ci, derandomized: x64 mode changes dtypes, which
+  do not depend on the values)."""
+  return not settings.derandomize
+
+
+# The dtypes the `ci` profile runs of a spec: the first covered dtype of each group.
+REPRESENTATIVE = (
+    ("float32", "float16", "bfloat16", "float64"),
+    ("float64",),
+    ("bfloat16", "float16"),
+    ("int32", "int64", "int16", "int8"),
+    ("int64",),
+    ("uint8", "uint16", "uint32", "uint64"),
+    ("bool",),
+    ("complex64", "complex128"),
+    ("float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "int4", "uint4", "int2", "uint2"),
+)
+
+
+def all_dtypes(profile: str | None = None) -> bool:
+  """Whether a profile runs every covered dtype of each spec (else `representative`)."""
+  return profile_name(profile) != "ci"
+
+
+def representative(dtypes) -> set[str]:
+  """A spec's dtypes the `ci` profile runs (all of them when no group matches)."""
+  have = set(dtypes)
+  out = {next(d for d in group if d in have) for group in REPRESENTATIVE
+         if any(d in have for d in group)}
+  return out or have

@@ -15,6 +15,8 @@ def pytest_addoption(parser):
                   + f" (default: ${profiles.PROFILE_ENV} or {profiles.DEFAULT_PROFILE}).")
   group.addoption("--conformance-max-examples", type=int, default=None,
                   help="hypothesis examples per conformance case (overrides the profile).")
+  group.addoption("--conformance-report", metavar="DIR", default=None,
+                  help="write conformance.json/.md of the conformance cases run to DIR.")
 
 
 def pytest_configure(config):
@@ -29,3 +31,17 @@ def pytest_configure(config):
 def pytest_report_header(config):
   name = profiles.profile_name()
   return f"tf2jax-conformance profile: {name} ({profiles.DESCRIPTIONS[name]})"
+
+
+def pytest_sessionfinish(session, exitstatus):
+  out = session.config.getoption("--conformance-report", default=None)
+  if not out:
+    return
+  from tf2jax_conformance import report, testing
+  if not testing.RESULTS:
+    return
+  settings = profiles.settings()
+  data = report.build(testing.RESULTS, profiles.profile_name(), settings.max_examples)
+  ran = {r.op for r in testing.RESULTS}
+  data["ops"] = [o for o in data["ops"] if o["op"] in ran or o["status"] == report.NO_SPEC]
+  report.write(data, out)

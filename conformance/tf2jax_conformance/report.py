@@ -1,7 +1,8 @@
 """The conformance report: JSON and Markdown per op, and SUPPORTED_OPS.md.
 
-    tf2jax-conformance-report [--profile ci|thorough] [--out report]
+    tf2jax-conformance-report [--profile ci|full|thorough] [--out report] [--jobs N]
                               [--supported-ops SUPPORTED_OPS.md] [--provider NAME] [--op OP]
+    tf2jax-conformance-report --merge A.json B.json ... [--supported-ops SUPPORTED_OPS.md]
 
 Runs the specs of every loaded plugin (or the selected ones) and writes
 `OUT/conformance.json` (schema below) and `OUT/conformance.md`. Exit code: 0 when every
@@ -136,6 +137,21 @@ def build(results, profile: str, max_examples: int) -> dict:
   }
 
 
+def merge(reports: list[dict]) -> dict:
+  """One report of the ops registered now from several runs (e.g. one per plugin, run
+  side by side): each op's record comes from the last report that ran it."""
+  profiles_run = {r["profile"] for r in reports}
+  if len(profiles_run) > 1:
+    raise ValueError(f"the reports come from different profiles: {sorted(profiles_run)}")
+  merged = build([], reports[0]["profile"], reports[0]["max_examples"])
+  ran = {o["op"]: o for r in reports for o in r["ops"] if o["status"] in ("pass", "fail")}
+  merged["ops"] = [ran.get(o["op"], o) for o in merged["ops"]]
+  n_pass = sum(o["status"] == "pass" for o in merged["ops"])
+  merged["summary"] = {"ops": len(merged["ops"]), "pass": n_pass,
+                       "fail": len(merged["ops"]) - n_pass}
+  return merged
+
+
 def _cell(items) -> str:
   return ", ".join(items) if items else "-"
 
@@ -254,7 +270,8 @@ def main(argv=None) -> int:
       description="Run the tf2jax conformance specs against eager TensorFlow and write a "
                   "JSON and Markdown report (and SUPPORTED_OPS.md).")
   parser.add_argument("--profile", choices=sorted(profiles.PROFILES), default=None,
-                      help="hypothesis profile (default: $TF2JAX_CONFORMANCE_PROFILE or ci): "
+                      help="profile (default: $TF2JAX_CONFORMANCE_PROFILE or full; ci runs "
+                      "representative dtypes only): "
                       + "; ".join(f"{k}: {v}" for k, v in profiles.DESCRIPTIONS.items()))
   parser.add_argument("--max-examples", type=int, default=None,
                       help="examples per op and dtype (overrides the profile)")
@@ -264,10 +281,28 @@ def main(argv=None) -> int:
   parser.add_argument("--provider", default=None,
                       help="only this plugin's ops (distribution name, e.g. tf2jax-nn)")
   parser.add_argument("--op", action="append", default=None, help="only this op (repeatable)")
+  parser.add_argument("--jobs", type=int, default=1,
+                      help="run the cases in this many processes (no progress shown)")
+  parser.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                      help="run nothing: merge these conformance.json files (each op from "
+                      "the last one that ran it) into --out and --supported-ops")
   parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
   args = parser.parse_args(argv)
+  if args.merge:
+    reports = []
+    for path in args.merge:
+      with open(path, encoding="utf-8") as f:
+        reports.append(json.load(f))
+    report = merge(reports)
+    paths = write(report, args.out, args.supported_ops)
+    s = report["summary"]
+    print(f"{s['ops']} ops: {s['pass']} pass, {s['fail']} fail, have no spec or did not run. "
+          "Wrote " + ", ".join(paths))
+    return 0 if s["fail"] == 0 else 1
   if args.supported_ops and (args.provider or args.op):
     parser.error("--supported-ops needs a run of every op (drop --provider/--op)")
+  if args.profile is None and not os.environ.get(profiles.PROFILE_ENV):
+    args.profile = "full"
   try:
     settings = profiles.settings(args.profile, args.max_examples)
     name = profiles.profile_name(args.profile)
@@ -275,13 +310,18 @@ def main(argv=None) -> int:
     parser.error(str(e))
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   from tf2jax_conformance import collect
-  from tf2jax_conformance.runner import run_cases
-  cases = collect.cases(provider=args.provider, ops=args.op)
+  from tf2jax_conformance.runner import run_cases, run_cases_parallel
+  cases = collect.cases(provider=args.provider, ops=args.op,
+                        representative=not profiles.all_dtypes(name))
   if not cases:
     print("tf2jax-conformance-report: no specs selected", file=sys.stderr)
     return 2
   start = time.perf_counter()
-  results = run_cases(cases, settings, progress=not args.quiet)
+  if args.jobs > 1:
+    results = run_cases_parallel(args.jobs, args.provider, args.op, name,
+                                 args.max_examples)
+  else:
+    results = run_cases(cases, settings, progress=not args.quiet)
   report = build(results, name, settings.max_examples)
   if args.provider or args.op:
     wanted = {c.spec.op for c in cases}

@@ -35,6 +35,32 @@ def run_cases(cases: Sequence[Case], settings: hyp_settings | None = None,
   return results
 
 
+def _run_share(provider, ops, profile, max_examples, jobs, index) -> list[CaseResult]:
+  """One worker of `run_cases_parallel`: every `jobs`-th case, from `index`."""
+  import os
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  cases = collect.cases(provider=provider, ops=ops,
+                        representative=not profiles.all_dtypes(profile))[index::jobs]
+  return run_cases(cases, profiles.settings(profile, max_examples))
+
+
+def run_cases_parallel(jobs: int, provider: str | None = None,
+                       ops: Iterable[str] | None = None, profile: str | None = None,
+                       max_examples: int | None = None) -> list[CaseResult]:
+  """The cases of `collect.cases(provider, ops)` split over `jobs` fresh processes (each
+  collects the same cases and runs its share), results in case order."""
+  import multiprocessing
+  from concurrent.futures import ProcessPoolExecutor
+  ops = list(ops) if ops is not None else None
+  with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    shares = list(pool.map(_run_share, *zip(*[(provider, ops, profile, max_examples, jobs, i)
+                                              for i in range(jobs)])))
+  out = []
+  for k in range(max(map(len, shares), default=0)):
+    out.extend(share[k] for share in shares if k < len(share))
+  return out
+
+
 def run_specs(provider: str | None = None, ops: Iterable[str] | None = None,
               dtypes: Iterable[str] | None = None, profile: str | None = None,
               max_examples: int | None = None, plugin=None,

@@ -130,7 +130,7 @@ class OpSpec:
   grad_dtypes: the case dtypes on which "grad" runs (default: the covered float16,
     bfloat16, float32 and float64; set it when `dtype_attr` is not the data's dtype).
   cotangents: `cotangents(dtype, shape) -> SearchStrategy[np.ndarray]` for "grad"
-    (default: finite values in [-10, 10], zeros included).
+    (default: `strategies.cotangents`, 0 or magnitudes in [1e-3, 10]).
   tolerance / grad_tolerance: per dtype name (a mapping, missing names use the
     default) or `tolerance(dtype, example) -> Tolerance`. The default grad tolerance is
     twice the forward rtol, plus that much of the largest cotangent as atol.
@@ -144,6 +144,16 @@ class OpSpec:
   tf_graph_grad: compute TF's gradients inside a tf.function (ops whose gradient
     functions need a graph, such as If).
   kernel_device: the device of the kernels whose dtypes count ("CPU", "XLA_CPU_JIT").
+  kernel_op: the op whose kernels count (default `op`).
+  rewrite: for ops TF itself no longer runs (no kernel, or removed at the current
+    GraphDef version) but old graphs hold: `build` traces an equivalent graph TF does run
+    (the reference), and `rewrite(graph_def, example)` edits that graph in place into
+    one holding `op`, which the harness converts with `tf2jax.convert_graph_def`.
+  tf1_graph: `build` makes the op in a tf.compat.v1 Graph (TF1 control flow, ref
+    variables: what tf.function never builds), from placeholders, with control flow v2
+    off. TF's result is a Session run of the graph's GraphDef (variables frozen into
+    constants), which the harness converts with `tf2jax.convert_graph_def`; TF's
+    gradients are `tf.gradients` run by the Session.
   contains: op types the traced graph must contain (default: `op`).
   notes: anything a reader of the report should know.
   """
@@ -169,6 +179,9 @@ class OpSpec:
   tf_jit_compile: bool = False
   tf_graph_grad: bool = False
   kernel_device: str = "CPU"
+  kernel_op: str | None = None
+  rewrite: Callable[[Any, Example], None] | None = None
+  tf1_graph: bool = False
   contains: tuple[str, ...] | None = None
   notes: str = ""
 
@@ -184,7 +197,7 @@ class OpSpec:
     """What TF's kernel registry says about `dtype_attr` (None: any dtype)."""
     if self.dtype_attr is None:
       return None
-    return D.kernel_dtypes(self.op, self.dtype_attr, self.kernel_device)
+    return D.kernel_dtypes(self.kernel_op or self.op, self.dtype_attr, self.kernel_device)
 
   def resolve_dtypes(self) -> tuple[tuple[str, ...], dict[str, str], dict[str, str]]:
     """(covered dtypes, skipped dtype -> reason, refused dtype -> reason).

@@ -174,6 +174,23 @@ def finite_arrays(dtype: str, shape, *, bound: float = 10.0) -> st.SearchStrateg
                 allow_inf=False, allow_subnormal=False)
 
 
+def cotangents(dtype: str, shape, *, nonzero: bool = False) -> st.SearchStrategy[np.ndarray]:
+  """Cotangents for gradient checks: 0 (unless `nonzero`) or magnitudes in [1e-3, 10],
+  so that gradient formulas meet no subnormal intermediate (which TF flushes to zero)."""
+  npd = D.np_dtype(dtype)
+  parts = [st.floats(1e-3, 10), st.floats(-10, -1e-3)]
+  if not nonzero:
+    parts.insert(0, st.just(0.0))
+  elem = st.one_of(*parts)
+  shape_st = shape if isinstance(shape, st.SearchStrategy) else st.just(tuple(shape))
+
+  def build(shp):
+    size = math.prod(shp)
+    return st.lists(elem, min_size=size, max_size=size).map(
+        lambda xs: np.array(xs, dtype=np.float64).astype(npd).reshape(shp))
+  return shape_st.flatmap(build)
+
+
 # Axes, indices, matrices -------------------------------------------------------------
 
 

@@ -26,10 +26,12 @@ def make_tests(provider: str | None = None, *, ops: Iterable[str] | None = None,
   import pytest
 
   from tf2jax_conformance import collect, profiles
-  from tf2jax_conformance.harness import check_case
+  from tf2jax_conformance.harness import CaseResult, check_case
 
   with collect.registered(plugin, plugin_name):
-    cases = collect.cases(provider=provider, ops=ops, dtypes=dtypes)
+    # The ci profile runs representative dtypes unless dtypes are named.
+    cases = collect.cases(provider=provider, ops=ops, dtypes=dtypes,
+                          representative=dtypes is None and not profiles.all_dtypes())
 
   if not cases:
     def test_conformance():
@@ -39,6 +41,14 @@ def make_tests(provider: str | None = None, *, ops: Iterable[str] | None = None,
 
   @pytest.mark.parametrize("case", cases, ids=[c.id for c in cases])
   def test_conformance(case):
-    with collect.registered(plugin, plugin_name):
-      check_case(case, profiles.settings())
+    result = CaseResult(case.spec.op, case.dtype, case.spec_provider, refused=case.refused)
+    try:
+      with collect.registered(plugin, plugin_name):
+        check_case(case, profiles.settings(), result)
+    finally:
+      RESULTS.append(result)
   return test_conformance
+
+
+# Results of the cases run by make_tests' tests in this process (for --conformance-report).
+RESULTS: list = []

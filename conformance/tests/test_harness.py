@@ -1,0 +1,143 @@
+"""Unit tests of the harness's parts: comparison, strategies, spec checks, profiles."""
+
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tf2jax_conformance import EXACT, Example, Mismatch, OpSpec, SpecError, Tolerance
+from tf2jax_conformance import assert_same, profiles
+from tf2jax_conformance import strategies as cst
+from tf2jax_conformance.harness import flush_subnormals
+
+TOL = Tolerance(1e-6, 0.0)
+
+
+# Comparison ---------------------------------------------------------------------------
+
+
+def test_same_values_pass():
+  x = np.array([1.0, np.nan, -np.inf, 0.0], np.float32)
+  assert_same(x.copy(), x, TOL)
+  assert_same([x, np.int32(3)], [x, np.int32(3)], TOL)
+
+
+@pytest.mark.parametrize("got, want, words", [
+    (np.array([np.nan, 1.0], np.float32), np.array([1.0, 1.0], np.float32), "NaN"),
+    (np.array([np.inf], np.float32), np.array([-np.inf], np.float32), "infinities"),
+    (np.array([np.inf], np.float32), np.array([3e38], np.float32), "infinities"),
+    (np.array([1.0], np.float32), np.array([1.001], np.float32), "values differ"),
+    (np.array([1.0], np.float64), np.array([1.0], np.float32), "dtype"),
+    (np.array([1.0], np.float32), np.array([[1.0]], np.float32), "shape"),
+    (np.array([2**31 - 1], np.int32), np.array([-2**31], np.int32), "exact"),
+    (np.array([1 + 2j], np.complex64), np.array([1 + 2.1j], np.complex64), "values differ"),
+    (np.array([complex(1, np.nan)], np.complex64), np.array([1 + 0j], np.complex64), "NaN"),
+])
+def test_mismatches_are_caught(got, want, words):
+  with pytest.raises(Mismatch, match=words):
+    assert_same(got, want, TOL)
+
+
+def test_structure_and_tolerance_by_dtype():
+  with pytest.raises(Mismatch, match="structure"):
+    assert_same([np.float32(1)], [np.float32(1), np.float32(2)], TOL)
+  half = np.array([1.0], np.float16)
+  assert_same(half, np.array([1.0009765625], np.float16), lambda d: Tolerance(2e-3, 0))
+  with pytest.raises(Mismatch):
+    assert_same(half, np.array([1.0009765625], np.float16), lambda d: EXACT)
+
+
+# Strategies ---------------------------------------------------------------------------
+
+
+def test_edge_values():
+  f32 = [float(v) for v in cst.edge_values("float32")]
+  assert any(math.isnan(v) for v in f32) and math.inf in f32 and -math.inf in f32
+  assert any(v == 0 and math.copysign(1, v) < 0 for v in f32)  # -0.0
+  assert any(0 < abs(v) < np.finfo(np.float32).tiny for v in f32)  # subnormals
+  assert {-2**31, 2**31 - 1, 0} <= {int(v) for v in cst.edge_values("int32")}
+  assert 255 in {int(v) for v in cst.edge_values("uint8")}
+  bf16 = cst.edge_values("bfloat16")
+  assert all(np.asarray(v).dtype == ml_dtypes.bfloat16 for v in bf16)
+  assert not any(np.isinf(float(v)) for v in cst.edge_values("float8_e4m3fn"))  # has none
+
+
+@settings(max_examples=50, derandomize=True, database=None)
+@given(st.data())
+def test_arrays_have_the_dtype_and_shape(data):
+  dtype = data.draw(st.sampled_from(["float32", "bfloat16", "int8", "bool", "complex64",
+                                     "float8_e5m2", "int4"]))
+  shape = data.draw(cst.shapes())
+  x = data.draw(cst.arrays(dtype, shape))
+  assert x.shape == shape and x.dtype.name == dtype
+  bounded = data.draw(cst.arrays("float32", shape, min_value=0, max_value=2,
+                                 allow_nan=False))
+  assert np.all((bounded >= 0) & (bounded <= 2))
+
+
+@settings(max_examples=30, derandomize=True, database=None)
+@given(cst.broadcastable_shapes(2))
+def test_broadcastable_shapes_broadcast(shapes):
+  np.broadcast_shapes(*shapes)
+
+
+def test_flush_subnormals():
+  x = np.array([1e-40, -1e-40, 1.0, 0.0], np.float32)
+  flushed = flush_subnormals([x, np.array([1, 2], np.int32)])
+  assert flushed[0].tolist() == [0.0, 0.0, 1.0, 0.0]
+  assert math.copysign(1, flushed[0][1]) < 0
+  assert flush_subnormals([np.array([1.0], np.float32)]) is None
+
+
+# Specs ----------------------------------------------------------------------------------
+
+
+def _example(dtype):
+  return cst.arrays(dtype, ()).map(lambda x: Example({"x": x}))
+
+
+def test_dtypes_come_from_the_kernel_registry():
+  covered, skipped, refused = OpSpec("Sin", _example).resolve_dtypes()
+  assert set(covered) == {"float16", "bfloat16", "float32", "float64", "complex64",
+                          "complex128"}
+  assert not refused
+
+
+def test_a_dtype_left_out_needs_a_reason():
+  with pytest.raises(SpecError, match="float16"):
+    OpSpec("Sin", _example, dtypes=("float32", "float64", "bfloat16", "complex64",
+                                     "complex128")).resolve_dtypes()
+  OpSpec("Sin", _example, dtypes=("float32", "float64", "bfloat16", "complex64",
+                                  "complex128"),
+         skip_dtypes={"float16": "a reason"}).resolve_dtypes()
+
+
+def test_a_dtype_tf_does_not_accept_is_an_error():
+  with pytest.raises(SpecError, match="int32"):
+    OpSpec("Sin", _example, skip_dtypes={"int32": "no"}).resolve_dtypes()
+  with pytest.raises(SpecError, match="any"):
+    OpSpec("Identity", _example).resolve_dtypes()  # kernel takes any dtype: list them
+
+
+def test_unknown_transform():
+  with pytest.raises(SpecError, match="unknown transforms"):
+    OpSpec("Sin", _example, transforms=("jit", "pmap"))
+
+
+# Profiles -------------------------------------------------------------------------------
+
+
+def test_profiles(monkeypatch):
+  monkeypatch.delenv(profiles.PROFILE_ENV, raising=False)
+  monkeypatch.delenv(profiles.MAX_EXAMPLES_ENV, raising=False)
+  ci = profiles.settings()
+  assert ci.derandomize and ci.database is None and ci.max_examples < 10
+  monkeypatch.setenv(profiles.PROFILE_ENV, "thorough")
+  assert profiles.settings().max_examples >= 100
+  assert profiles.settings(max_examples=7).max_examples == 7
+  monkeypatch.setenv(profiles.PROFILE_ENV, "nope")
+  with pytest.raises(ValueError, match="thorough"):
+    profiles.settings()
