@@ -318,6 +318,9 @@ CASES = [
      [np.array([[0.0, np.nan, -0.0], [1.0, 0.0, 2.0]], np.float32)], EAGER),
     ("Unique", lambda x: (tf.unique(x), tf.unique_with_counts(x, tf.int64)),
      [np.array([np.nan, 1.0, np.nan, -0.0, 0.0, 1.0], np.float32)], EAGER),
+    # float16/bfloat16 are hashed by their bits in TF: -0.0 and 0.0 differ there.
+    ("Unique_ListDiff_float16", lambda x: (tf.unique(x), r.ListDiff(x=x, y=x[3:4])),
+     [np.array([np.nan, 1.0, np.nan, -0.0, 0.0, 1.0], np.float16)], EAGER),
     ("UniqueV2_axis", lambda x: (r.UniqueV2(x=x, axis=[1]), r.UniqueWithCountsV2(x=x, axis=[-3]),
                                  r.UniqueV2(x=x[0, 0], axis=tf.zeros([0], tf.int64))),
      [np.array([[[3, 1, 3, 2], [1, 1, 1, 1]]], np.int64)], dict(jit=False, x64=True)),
@@ -380,6 +383,17 @@ def test_op(fn, args, opts):
 
 
 GRADS = [
+    # TF's gradient of TensorScatterMax/Min shares ties and has TF's NaN behaviour.
+    ("TensorScatterMax_ties", lambda t, u: (
+        r.TensorScatterMax(tensor=t, indices=[[0], [1], [1], [3]], updates=u),
+        r.TensorScatterMin(tensor=t, indices=[[0], [1], [1], [3]], updates=u)),
+     [np.array([1, 2, np.nan, 5], np.float32), np.array([1, 7, 7, np.nan], np.float32)],
+     (0, 1)),
+    # TF defines no gradient for PadV2's constant or MatrixDiagV3's padding value.
+    ("PadV2_MatrixDiagV3_constants", lambda x, v: (
+        r.PadV2(input=x, paddings=[[1, 1], [0, 2]], constant_values=v),
+        r.MatrixDiagV3(diagonal=x, k=[0, 1], num_rows=-1, num_cols=-1, padding_value=v)),
+     [f32(2, 3), np.float32(0.5)], (0, 1)),
     ("GatherV2", lambda p, i: tf.gather(p, i, axis=2, batch_dims=1),
      [f32(3, 2, 4), ints(3, 5, lo=0, hi=4)], (0,)),
     ("GatherNd", lambda p, i: tf.gather_nd(p, i), [X, np.array([[0, 1], [0, 1]], np.int32)],
@@ -466,13 +480,29 @@ def test_none_batch_dims_jit_three_batch_sizes():
 # Errors and limits ---------------------------------------------------------------------
 
 
-@jax.enable_x64(True)
+def test_tf_refusals_are_refusals():
+  for fn, x in [(lambda x: r.Reverse(tensor=x, dims=[False, True]), f32(0, 2)),
+                (lambda x: r.GatherNd(params=x, indices=[[0]]), f32(0, 3)),
+                (lambda x: r.SplitV(value=x, size_splits=[-1], axis=0, num_split=1), f32(2)),
+                (lambda x: x[3], f32(3)),
+                (lambda x: r.StridedSlice(input=x, begin=[1], end=[2], strides=[-1],
+                                          shrink_axis_mask=1), f32(3))]:
+    with pytest.raises(tf.errors.InvalidArgumentError):
+      fn(tf.constant(x))
+    spec = tf.TensorSpec([None] * x.ndim, tf.float32)  # TF's shape functions see nothing
+    with pytest.raises(tf2jax.ConversionError):
+      tf2jax.convert_functional(tf.function(fn), spec)(x)
+
+
 def test_value_dependent_ops_under_jit_name_the_op():
-  fn = tf2jax.convert_functional(tf.function(lambda x: tf.where(x > 0)), np.ones(3, np.float32))
-  assert fn(np.array([1.0, -1.0, 2.0], np.float32)).tolist() == [[0], [2]]
-  with pytest.raises(tf2jax.ConversionError, match="Where node .*jax.jit"):
-    jax.jit(fn)(np.ones(3, np.float32))
+  with jax.enable_x64(True):  # Where returns int64
+    fn = tf2jax.convert_functional(tf.function(lambda x: tf.where(x > 0)),
+                                   np.ones(3, np.float32))
+    assert fn(np.array([1.0, -1.0, 2.0], np.float32)).tolist() == [[0], [2]]
+    with pytest.raises(tf2jax.ConversionError, match="Where node .*jax.jit"):
+      jax.jit(fn)(np.ones(3, np.float32))
   un = tf2jax.convert_functional(tf.function(lambda x: tf.unique(x)[0]), np.ones(3, np.int32))
+  assert un(np.array([3, 1, 3], np.int32)).tolist() == [3, 1]
   with pytest.raises(tf2jax.ConversionError, match="Unique"):
     jax.jit(un)(np.ones(3, np.int32))
 

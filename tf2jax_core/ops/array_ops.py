@@ -505,30 +505,31 @@ class _StridedSpec:
     self.shape = tuple(int(d) for d in shape)
 
   def _positive(self):
-    """Per dim (start, limit, step) with positive steps, after reversing `rev` dims."""
+    """Per dim (start, limit, step) covering the slice's elements in increasing order;
+    `rev`: the dims whose stride is negative (the slice is that range reversed)."""
     starts, limits, steps, rev = [], [], [], []
     for i, (b, size, s, _) in enumerate(self.dims):
-      d = self.shape[i]
       if size == 0:
         starts.append(0), limits.append(0), steps.append(1)
         continue
       if s < 0:
         rev.append(i)
-        b, s = d - 1 - b, -s
+        b, s = b + (size - 1) * s, -s  # the lowest index of the slice
       starts.append(b)
       limits.append(b + (size - 1) * s + 1)
       steps.append(s)
-    return starts, limits, steps, rev
+    return starts, limits, steps, tuple(rev)
 
   def apply(self, x):
     starts, limits, steps, rev = self._positive()
     if is_static(x):
-      y = np.flip(x, tuple(rev)) if rev else x
-      y = y[tuple(slice(a, b, c) for a, b, c in zip(starts, limits, steps))]
+      y = x[tuple(slice(a, b, c) for a, b, c in zip(starts, limits, steps))]
+      y = np.flip(y, rev) if rev else y
       return np.asarray(y).reshape(self.final_shape)
-    y = lax.rev(x, rev) if rev else x
+    y = x
     if any(a != 0 or b != d or c != 1 for a, b, c, d in zip(starts, limits, steps, self.shape)):
       y = lax.slice(y, starts, limits, steps)
+    y = lax.rev(y, rev) if rev else y
     return jnp.reshape(y, self.final_shape)
 
   def update(self, x, value):
@@ -537,15 +538,13 @@ class _StridedSpec:
     m = xnp(x, value)
     value = m.broadcast_to(value, self.final_shape)
     value = m.reshape(value, self.processing_shape)
+    value = m.flip(value, rev) if rev else value  # into increasing index order
     index = tuple(slice(a, b, c) for a, b, c in zip(starts, limits, steps))
     if m is np:
-      y = np.array(np.flip(x, tuple(rev)) if rev else x, copy=True)
+      y = np.array(x, copy=True)
       y[index] = value
-    else:
-      y = jnp.asarray(x)
-      y = lax.rev(y, rev) if rev else y
-      y = y.at[index].set(value)
-    return m.flip(y, tuple(rev)) if rev else y
+      return y
+    return jnp.asarray(x).at[index].set(value)
 
 
 _MASKS = ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
@@ -743,33 +742,32 @@ def _scatter(node, kind: str, base, indices, updates, ignore: bool):
       idx, updates = idx[ok], np.asarray(updates)[ok]
     index = tuple(idx[..., j] for j in range(depth))
     out = np.array(base, copy=True)
-    if kind == "add":
-      np.add.at(out, index, updates)
-    elif kind == "sub":
-      np.subtract.at(out, index, updates)
-    elif kind == "max":
-      np.maximum.at(out, index, updates)
-    elif kind == "min":
-      np.minimum.at(out, index, updates)
-    else:
-      out[index] = updates
+    with np.errstate(all="ignore"):
+      _np_scatter(kind, out, index, updates)
     return out
   index = tuple(_index_for_jnp(indices[..., j], shape[j]) for j in range(depth))
   if kind in ("max", "min"):
     return _scatter_extremal(kind)(jnp.asarray(base), jnp.asarray(updates), *index)
   ref = jnp.asarray(base).at[index]
+  if kind == "add":  # bool: TF's sum is a logical or
+    return (ref.max(updates, mode="drop") if dtype == np.bool_
+            else ref.add(updates, mode="drop"))
+  if kind == "sub":
+    return ref.add(-jnp.asarray(updates), mode="drop")
+  return ref.set(updates, mode="drop")
+
+
+def _np_scatter(kind: str, out, index, updates) -> None:
   if kind == "add":
-    out = (ref.max(updates, mode="drop") if dtype == np.bool_
-           else ref.add(updates, mode="drop"))
+    np.add.at(out, index, updates)
   elif kind == "sub":
-    out = ref.add(-jnp.asarray(updates), mode="drop")
+    np.subtract.at(out, index, updates)
   elif kind == "max":
-    out = ref.max(updates, mode="drop")
+    np.maximum.at(out, index, updates)
   elif kind == "min":
-    out = ref.min(updates, mode="drop")
+    np.minimum.at(out, index, updates)
   else:
-    out = ref.set(updates, mode="drop")
-  return out
+    out[index] = updates
 
 
 def _scatter_extremal(kind: str):
@@ -777,7 +775,9 @@ def _scatter_extremal(kind: str):
   gradient equally, and NaN values give what TF's formula gives."""
   def value(x, u, *index):
     ref = x.at[index]
-    return ref.max(u, mode="drop") if kind == "max" else ref.min(u, mode="drop")
+    out = ref.max(u, mode="drop") if kind == "max" else ref.min(u, mode="drop")
+    # A NaN value stays (XLA's max/min may or may not propagate it, depending on fusion).
+    return jnp.where(jnp.isnan(x), x, out) if jnp.issubdtype(x.dtype, jnp.inexact) else out
 
   @jax.custom_vjp
   def f(x, u, *index):
@@ -923,8 +923,10 @@ def mirror_pad_grad(node):
     pads = _paddings(paddings, np.ndim(g))
     shp = _shape(g)
     x_shape = tuple(d - a - b for d, (a, b) in zip(shp, pads))
-    if any(d < 0 for d in x_shape):
-      raise ValueError(f"paddings {pads} larger than the input shape {list(shp)}")
+    for d, (a, b) in zip(shp, pads):
+      if not a + b < d:
+        raise ValueError(f"Total paddings must be less than the input dimension size: "
+                         f"{a + b} was not less than {d}")
     _mirror_checks(node, x_shape, pads, mode)
     m = xnp(g)
     y = g
@@ -1403,6 +1405,10 @@ def bound(node):
       s, v = np.asarray(sorted_inputs), np.asarray(values)
       if s.dtype.name in ("bfloat16", "float16"):
         s, v = s.astype(np.float32), v.astype(np.float32)
+      if s.dtype.kind == "f":  # TF and XLA compare with subnormals treated as zero
+        tiny = np.finfo(s.dtype).tiny
+        s = np.where(np.abs(s) < tiny, np.zeros((), s.dtype), s)
+        v = np.where(np.abs(v) < tiny, np.zeros((), v.dtype), v)
       out = np.stack([np.searchsorted(a, b, side=side) for a, b in zip(s, v)]) \
           if s.shape[0] else np.zeros(v.shape, np.int64)
       return out.reshape(v.shape).astype(out_type)
@@ -1425,10 +1431,20 @@ def where(node):
   return run
 
 
+def _hash_keys(x, offset: int = 0):
+  """Values as TF's hash-based ops (Unique, ListDiff) compare them: NaNs are all
+  distinct; float32/float64 -0.0 equals 0.0, but float16/bfloat16 are hashed by their
+  bits, so there -0.0 and 0.0 differ."""
+  if x.dtype.name in ("bfloat16", "float16"):
+    keys = x.view(np.uint16).astype(np.int64)
+    nan = np.isnan(x.astype(np.float32))
+    return np.where(nan, -1 - offset - np.arange(x.size).reshape(x.shape), keys)
+  return x
+
+
 def _unique_1d(x):
-  """(first-occurrence order indices, inverse, counts), TF's Unique semantics: NaNs are
-  all distinct, -0.0 equals 0.0."""
-  keys = x.astype(np.float32) if x.dtype.name in ("bfloat16", "float16") else x
+  """(first-occurrence order indices, inverse, counts) with TF's Unique semantics."""
+  keys = _hash_keys(x)
   if keys.size == 0:
     return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
   _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
@@ -1478,9 +1494,7 @@ def unique(node):
     else:
       a = _axis(ax[0], k.ndim, "axis")
       moved = np.moveaxis(k, a, 0)
-      rows = moved.reshape(moved.shape[0], -1)
-      if rows.dtype.name == "bfloat16":
-        rows = rows.astype(np.float32)
+      rows = _hash_keys(moved).reshape(moved.shape[0], math.prod(moved.shape[1:]))
       first, inverse, counts = _unique_rows(rows)
       y = np.moveaxis(moved[first], 0, a)
     outs = [y, inverse.astype(out_idx)]
@@ -1499,8 +1513,7 @@ def list_diff(node):
     ky = np.asarray(_concrete(node, y, "y"))
     if kx.ndim != 1 or ky.ndim != 1:
       raise ValueError("x and y should be 1D vectors")
-    keep = ~np.isin(kx.astype(np.float64) if kx.dtype.name == "bfloat16" else kx,
-                    ky.astype(np.float64) if ky.dtype.name == "bfloat16" else ky)
+    keep = ~np.isin(_hash_keys(kx), _hash_keys(ky, offset=kx.size))
     pos = np.nonzero(keep)[0]
     return kx[pos], pos.astype(out_idx)
   return run
@@ -1534,7 +1547,7 @@ def dynamic_stitch(node):
     src[flat_idx] = np.arange(total)  # later entries win, as in TF
     out_shape = (size,) + tuple(tail or ())
     m = xnp(*data, result_bytes=_nbytes(out_shape, data[0].dtype))
-    rows = [m.reshape(d, (-1,) + tuple(tail)) for d in data]
+    rows = [m.reshape(d, (math.prod(i.shape),) + tuple(tail)) for i, d in zip(indices, data)]
     rows.append(_full(m, (1,) + tuple(tail), 0, data[0].dtype))
     stacked = m.concatenate(rows, axis=0)
     return m.take(stacked, src, axis=0) if m is np else stacked[src]
@@ -1554,7 +1567,7 @@ def dynamic_partition(node):
     _check_range(p, num, "partitions")
     tail = ds[p.ndim:]
     m = xnp(data)
-    flat = m.reshape(data, (-1,) + tail)
+    flat = m.reshape(data, (p.size,) + tail)
     pf = p.reshape(-1)
     return [flat[np.nonzero(pf == i)[0]] for i in range(num)]
   return run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from tf2jax_core.lowering import NUMBER, lowering, xnp
 
 LOWERINGS = []
@@ -22,9 +24,20 @@ _logical("LogicalNot", "logical_not")
 
 
 def _equality(op: str, name: str) -> None:
-  @lowering(op, attrs={"T": NUMBER + ("bool",), "incompatible_shape_error": (True,)})
+  @lowering(op, attrs={"T": NUMBER + ("bool",), "incompatible_shape_error": (True, False)})
   def build(node):
-    return lambda x, y: getattr(xnp(x, y), name)(x, y)
+    strict = node.attrs.get("incompatible_shape_error", True)
+
+    def run(x, y):
+      if not strict:
+        try:
+          np.broadcast_shapes(np.shape(x), np.shape(y))
+        except ValueError:
+          # TF's kernel: shapes that do not broadcast give a scalar, False for Equal and
+          # True for NotEqual.
+          return np.asarray(name == "not_equal")
+      return getattr(xnp(x, y), name)(x, y)
+    return run
   LOWERINGS.append(build)
 
 

@@ -103,8 +103,11 @@ def _div(x, y):
 
 
 # TF's gradient of x / y: (gx / y, gy * ((-x / y) / y)); JAX's -gy * x * y**-2 overflows
-# elsewhere (and so gives 0 where TF gives NaN, or the reverse).
-_real_div = _with_tf_grad(_div, lambda x, y, tx, ty: _div(tx, y) + ty * _div(_div(-x, y), y))
+# elsewhere (and so gives 0 where TF gives NaN, or the reverse). The barrier keeps XLA from
+# rewriting (-x / y) / y into -x / (y * y), which overflows or underflows first.
+_real_div = _with_tf_grad(
+    _div, lambda x, y, tx, ty: (_div(tx, y)
+                                + ty * _div(jax.lax.optimization_barrier(_div(-x, y)), y)))
 
 
 def _binary_with_grad(op: str, types, name: str, inexact_fn) -> None:
@@ -134,6 +137,8 @@ def cast(node):
   def run(x):
     if truncate:
       x = _zero_low_mantissa_bits(x, dst)
+    if np.iscomplexobj(x) and np.dtype(dst).kind != "c":
+      x = xnp(x).real(x)  # TF casts a complex number to a real type (bool too) by its real part
     if is_static(x):
       return np.asarray(x).astype(dst)
     return jax.lax.convert_element_type(x, dst) if x.dtype != dst else x

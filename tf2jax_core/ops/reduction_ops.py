@@ -1,9 +1,21 @@
-"""Max / Min / Prod / All / Any reductions and ArgMax / ArgMin, with TF's edge cases:
-NaN propagates through Max/Min, ArgMax/ArgMin skip NaN, empty reductions give the
-identity (-inf / +inf / lowest / highest / 1 / True / False)."""
+"""Max / Min / Prod / All / Any reductions and ArgMax / ArgMin, with TF's CPU edge cases:
+NaN propagates through Max/Min, empty reductions give the identity (-inf / +inf /
+lowest / highest / 1 / True / False).
+
+ArgMax/ArgMin follow Eigen's tuple reducers (TF's CPU kernels): the running best starts
+at (index 0, lowest) (ArgMin: highest) and is replaced only by a strictly greater
+(smaller) value, so NaN is never selected, a row with nothing above `lowest` gives index
+0 (e.g. [-inf, lowest] -> 0) and ties give the first index.
+"""
 
 from __future__ import annotations
 
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+import ml_dtypes
 import numpy as np
 
 from tf2jax_core.lowering import NUMBER, REAL, lowering, xnp
@@ -23,10 +35,47 @@ def normalize_axes(axes, rank: int) -> tuple[int, ...]:
   return axes
 
 
-def _identity(name: str, dtype: np.dtype):
-  if name == "max":
-    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
-  return np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+def _is_float(dtype) -> bool:
+  """float16/32/64 and the ml_dtypes floats (bfloat16's NumPy kind is "V", not "f")."""
+  return bool(jnp.issubdtype(np.dtype(dtype), jnp.floating))
+
+
+def _finfo(dtype):
+  return ml_dtypes.finfo(np.dtype(dtype))
+
+
+def _identity(name: str, dtype):
+  """The identity of max/min: -inf/+inf for floats (TF's CPU kernels), int min/max."""
+  dtype = np.dtype(dtype)
+  if _is_float(dtype):
+    return np.asarray(-np.inf if name == "max" else np.inf, dtype)
+  info = np.iinfo(dtype)
+  return np.asarray(info.min if name == "max" else info.max, dtype)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _extreme(x, axes: tuple[int, ...], is_max: bool):
+  """Max/Min of floats: XLA's reduction (it starts from -inf / +inf, so an empty one gives
+  TF's identity), with TF's gradient (_MinOrMaxGrad): indicators / count * dy, split
+  among the elements equal to the result, NaN over a slice whose result is NaN (count 0).
+
+  Not jnp.max: it skips an empty list of axes (gradient dy where TF's is NaN at NaN), its
+  `initial` splits ties with the identity (an all -inf slice would get half of TF's
+  gradient), and XLA rewrites its gradient's dy * indicator / count into a select,
+  which drops the NaN of 0 / 0.
+  """
+  return (lax.reduce_max if is_max else lax.reduce_min)(x, axes)
+
+
+@_extreme.defjvp
+def _extreme_jvp(axes, is_max, primals, tangents):
+  (x,), (t,) = primals, tangents
+  y = _extreme(x, axes, is_max)
+  indicators = (x == lax.expand_dims(y, axes)).astype(x.dtype)
+  count = lax.expand_dims(lax.reduce_sum(indicators, axes), axes)
+  # 0 / 0 spelled out: XLA rewrites indicators / count into a select that yields 0 there.
+  weights = jnp.where(count > 0, indicators / count, np.asarray(np.nan, x.dtype))
+  return y, lax.reduce_sum(weights * t, axes)
 
 
 def _reduction(op: str, name: str, types) -> None:
@@ -38,9 +87,13 @@ def _reduction(op: str, name: str, types) -> None:
       axes = normalize_axes(axes, np.ndim(x))
       m = xnp(x)
       if name in ("max", "min"):
-        dtype = np.dtype(x.dtype)
-        initial = np.asarray(_identity(name, dtype), dtype) if dtype.kind in "fiu" else None
-        return getattr(m, name)(x, axis=axes, keepdims=keep, initial=initial)
+        if m is np:
+          empty = any(np.shape(x)[a] == 0 for a in axes)
+          initial = _identity(name, x.dtype) if empty else None
+          return getattr(np, name)(x, axis=axes, keepdims=keep, initial=initial)
+        y = _extreme(x, axes, name == "max") if _is_float(x.dtype) else \
+            (lax.reduce_max if name == "max" else lax.reduce_min)(x, axes)
+        return lax.expand_dims(y, axes) if keep else y
       if name == "prod":
         return m.prod(x, axis=axes, keepdims=keep, dtype=x.dtype)
       return getattr(m, name)(x, axis=axes, keepdims=keep)
@@ -56,7 +109,10 @@ _reduction("Any", "any", ("bool",))
 
 
 def _arg(op: str, name: str) -> None:
-  @lowering(op, attrs={"T": REAL + ("bool",), "Tidx": _INDEX, "output_type": _INDEX},
+  # TF's CPU kernels also take int16/uint16 outputs. Its int16 dimension (Tidx) is not
+  # lowered: TF's kernel and shape function read it as a wider integer (garbage).
+  @lowering(op, attrs={"T": REAL + ("bool",), "Tidx": _INDEX,
+                       "output_type": ("int16", "uint16") + _INDEX},
             static_inputs=(1,))
   def build(node):
     out = np.dtype(node.attrs.get("output_type", "int64"))
@@ -68,9 +124,16 @@ def _arg(op: str, name: str) -> None:
       if np.shape(x)[axis] == 0:
         raise ValueError(f"{op} over an empty dimension {axis} of shape {np.shape(x)}")
       m = xnp(x)
-      if np.dtype(x.dtype).kind == "f":  # TF never selects NaN
-        fill = -np.inf if name == "argmax" else np.inf
-        x = m.where(m.isnan(x), np.asarray(fill, x.dtype), x)
+      if _is_float(x.dtype):
+        # Eigen starts from (0, lowest) and keeps it unless a value is strictly greater:
+        # NaN and values below lowest (-inf) count as lowest (ArgMin: highest, +inf).
+        info = _finfo(x.dtype)
+        if name == "argmax":
+          bound = np.asarray(info.min, x.dtype)
+          x = m.where(m.isnan(x) | (x < bound), bound, x)
+        else:
+          bound = np.asarray(info.max, x.dtype)
+          x = m.where(m.isnan(x) | (x > bound), bound, x)
       return getattr(m, name)(x, axis=axis).astype(out)
     return run
   LOWERINGS.append(build)

@@ -6,5 +6,9 @@ from tf2jax_conformance.spec import OpSpec
 
 
 def specs() -> list[OpSpec]:
-  from tf2jax_conformance.core_specs import array_specs, math_specs, structure_specs
-  return [*math_specs.SPECS, *array_specs.SPECS, *structure_specs.SPECS]
+  from tf2jax_conformance.core_specs import (array_manipulation_specs, math_specs,
+                                             structure_specs)
+  from tf2jax_conformance.core_specs import reduction_logic_specs
+  from tf2jax_conformance.core_specs import special_specs
+  return [*math_specs.SPECS, *array_manipulation_specs.specs(), *structure_specs.SPECS,
+          *reduction_logic_specs.SPECS, *special_specs.SPECS]

@@ -79,8 +79,7 @@ def binary(bound: float | None = None, nonzero_y: bool = False):
 def nonzero_cotangents(dtype, shape):
   """TF's Sqrt/Rsqrt gradient kernels return 0 where the cotangent is 0 (also where the
   derivative is infinite, at 0); JAX computes 0 * inf = NaN there. Known divergence."""
-  return cst.finite_arrays(dtype, shape).map(
-      lambda c: np.where(c == 0, np.ones_like(c), c).astype(c.dtype))
+  return cst.cotangents(dtype, shape, nonzero=True)
 
 
 _ZERO_CT = ("grad: cotangents are nonzero: at x=0 TF's Sqrt/Rsqrt gradient kernels return 0 "
@@ -192,23 +191,20 @@ def cast_example(src: str):
       # Only the real part is cast; the imaginary part may be anything.
       real = cst.arrays({"complex64": "float32", "complex128": "float64"}[src],
                         cst.shapes(), **kwargs)
-      x = real.flatmap(lambda r: cst.arrays(src, r.shape).map(lambda z: _complex(r, z.imag, src)))
+      x = real.flatmap(lambda r: cst.arrays(src, r.shape).map(
+          lambda z: _complex(r, z.imag, src)))
     return st.tuples(x, st.booleans()).map(
         lambda xt: Example({"x": xt[0]}, {"DstT": dst, "Truncate": xt[1]}))
   return st.sampled_from(CAST_DSTS).flatmap(for_dst)
-
-
-def _cast_grad_dtypes():
-  return D.FLOAT
 
 
 SPECS.append(OpSpec(
     "Cast", cast_example, dtype_attr="SrcT", dtypes=D.BOOL + D.NUMBER,
     refused_dtypes={d: _CAST_UNLOWERED for d in D.FLOAT8 + D.FLOAT4 + D.NARROW_INT},
     tolerance=lambda dtype, ex: EXACT,
-    # grad of a cast to an integer or bool dtype is not defined; only float -> float.
+    # No grad: the cases mix destinations, and a cast to an integer or bool has none.
     transforms=("jit", "static", "x64", "vmap"),
-    notes="DstT covers bool and numeric dtypes (float8/int4/int2/float4 destinations are "
+    notes="Casts are exact (Truncate=True included). DstT covers bool and numeric dtypes (float8/int4/int2/float4 destinations are "
           "refused by the lowering's attr rule). Float -> integer casts of NaN, +-inf and "
           "values outside the integer range are left out: they are undefined behaviour in "
           "TF's C++ kernel, and x86 TF gives results that depend on the source dtype "
@@ -219,14 +215,14 @@ SPECS.append(OpSpec(
 # Reductions --------------------------------------------------------------------------
 
 
-def reduction_values(dtype: str, shape):
+def reduction_values(dtype: str, shape, mean: bool = False):
   """Finite values small enough that no order of summation overflows (where a finite sum
   overflows depends on the summation order, which is the implementation's), with
   infinities and NaN; complex values moderate (see _COMPLEX_DOMAIN)."""
   if dtype in D.COMPLEX:
     return moderate_complex(dtype, shape, 1e15)
-  if dtype in D.INT or dtype == "float16":  # integers wrap; float16 sums run in float32
-    return cst.arrays(dtype, shape)
+  if dtype in D.INT or (dtype == "float16" and not mean):
+    return cst.arrays(dtype, shape)  # integers wrap; TF's float16 Sum runs in float32
   bound = float(D.finfo(dtype).max) / 128
   npd = D.np_dtype(dtype)
   elem = st.one_of(cst.elements(dtype, min_value=-bound, max_value=bound),
@@ -236,11 +232,11 @@ def reduction_values(dtype: str, shape):
       lambda xs: np.array(xs, npd).reshape(shape))
 
 
-def reduction_example(dtype):
+def reduction_example(dtype, mean: bool = False):
   def for_shape(shape):
     rank = len(shape)
     return st.tuples(
-        reduction_values(dtype, shape),
+        reduction_values(dtype, shape, mean),
         cst.axes(rank),
         st.booleans(),  # axes as a scalar when there is exactly one
         cst.index_dtypes(),
@@ -278,7 +274,9 @@ SPECS.append(OpSpec(
     tolerance=lambda dtype, ex: _sum_bound(dtype, ex, False),
     grad_tolerance=lambda dtype, ex: _sum_bound(dtype, ex, False)))
 SPECS.append(OpSpec(
-    "Mean", reduction_example, static_inputs=("axis",),
+    "Mean", lambda dtype: reduction_example(dtype, mean=True), static_inputs=("axis",),
+    notes="TF's float16 Mean accumulates in float16 (its Sum in float32) and tf2jax in "
+          "float32: float16 values are kept small enough not to overflow either way.",
     refused_dtypes={d: _INT_REDUCTION for d in D.INT},
     tolerance=lambda dtype, ex: _sum_bound(dtype, ex, True),
     grad_tolerance=lambda dtype, ex: _sum_bound(dtype, ex, True)))

@@ -1,0 +1,312 @@
+"""Specs of the core's further elementwise ops (tf2jax_core/ops/elementwise_ops.py and
+bitwise_ops.py): division and modulo, rounding, classification, clipping, powers, the
+x*log(y) family, trig/hyperbolic and special functions, complex parts and bitwise ops.
+
+Real inputs take every edge value (0, -0.0, +-inf, NaN, the largest finite values,
+subnormals, int min/max). Complex inputs are moderate (see math_specs._COMPLEX_DOMAIN).
+Integer divisors are mostly nonzero, but now and then 0: TF's CPU kernels raise, and so
+must the converted function (when the divisor is known; under jit it cannot be checked).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.special as sps
+from hypothesis import strategies as st
+
+from tf2jax_conformance import dtypes as D
+from tf2jax_conformance import strategies as cst
+from tf2jax_conformance.core_specs.math_specs import (_COMPLEX_DOMAIN, binary, binary_example,
+                                                      moderate_complex, nonzero_cotangents, unary,
+                                                      unary_example)
+from tf2jax_conformance.spec import Example, OpSpec, Tolerance, default_tolerance
+
+SPECS: list[OpSpec] = []
+
+NO_GRAD = ("jit", "static", "x64", "vmap")
+_CPLX = _COMPLEX_DOMAIN.format(50)
+
+
+def _mostly_nonzero(arrays):
+  """Zeros replaced by 1 in 3 draws out of 4 (integer division by zero raises in TF)."""
+  return st.tuples(arrays, st.integers(0, 3)).map(
+      lambda t: t[0] if t[1] == 0 else np.where(t[0] == 0, np.ones_like(t[0]), t[0]))
+
+
+def division_example(dtype):
+  if dtype in D.COMPLEX:
+    return binary(1e150 if dtype == "complex128" else 1e15, nonzero_y=True)(dtype)
+  if dtype not in D.INT:
+    return binary_example()(dtype)
+  return cst.broadcastable_shapes(2).flatmap(lambda s: st.tuples(
+      cst.arrays(dtype, s[0]), _mostly_nonzero(cst.arrays(dtype, s[1])))).map(
+          lambda xy: Example({"x": xy[0], "y": xy[1]}))
+
+
+_INT_DIV = ("Integer division by zero raises in TF's CPU kernel and in the converted "
+            "function when the divisor is known (not under jit, where XLA's result is "
+            "returned).")
+for _op in ["FloorMod", "FloorDiv", "TruncateDiv"]:
+  SPECS.append(OpSpec(_op, division_example, notes=_INT_DIV))
+for _op in ["TruncateMod", "Mod"]:
+  SPECS.append(OpSpec(_op, division_example, transforms=NO_GRAD,
+                      notes=_INT_DIV + " No grad: TF registers no gradient for it."))
+SPECS.append(OpSpec("Div", division_example, notes=_INT_DIV + " " + _COMPLEX_DOMAIN.format(
+    "1e15 (complex64) / 1e150 (complex128)") + "; complex divisors are nonzero."))
+
+_MOD_CPLX = _COMPLEX_DOMAIN.format("1e15 (complex64) / 1e150 (complex128)")
+SPECS += [
+    OpSpec("DivNoNan", binary(1e150), notes=_MOD_CPLX),
+    OpSpec("MulNoNan", binary(1e150), cotangents=nonzero_cotangents, notes=_MOD_CPLX + (
+        ". grad: cotangents are nonzero: TF's y gradient mul_no_nan(x, g) is 0 for g == 0 "
+        "even where x is inf or NaN, which no JVP (linear in g) can give; tf2jax gives "
+        "x * g there.")),
+    OpSpec("SquaredDifference", binary(1e15), notes=_COMPLEX_DOMAIN.format("1e15")),
+    OpSpec("Add", binary_example()),
+]
+
+
+def add_n_example(dtype):
+  def values(shape):
+    if dtype in D.COMPLEX:
+      return moderate_complex(dtype, shape, 1e15)
+    return cst.arrays(dtype, shape)
+  return st.tuples(cst.shapes(), st.integers(1, 4)).flatmap(
+      lambda t: st.lists(values(t[0]), min_size=t[1], max_size=t[1])).map(
+          lambda xs: Example({"inputs": xs}))
+
+
+SPECS.append(OpSpec("AddN", add_n_example, notes=_COMPLEX_DOMAIN.format("1e15") + ". At "
+                    "most 4 inputs (TF's kernel adds up to 8 left to right, more in "
+                    "groups of 8)."))
+
+
+def _nonzero_complex_unary(bound):
+  def example(dtype):
+    if dtype in D.COMPLEX:
+      return moderate_complex(dtype, cst.shapes(), bound).map(
+          lambda x: Example({"x": np.where(x == 0, np.ones_like(x), x)}))
+    return unary_example()(dtype)
+  return example
+
+
+for _op in ["Reciprocal", "Inv"]:
+  SPECS.append(OpSpec(_op, _nonzero_complex_unary(1e15), cotangents=nonzero_cotangents,
+                      notes=_COMPLEX_DOMAIN.format("1e15") + "; complex inputs nonzero. "
+                      "grad: cotangents are nonzero: at x=0 TF's ReciprocalGrad kernel "
+                      "returns 0 for a 0 cotangent, JAX gives 0 * inf = NaN (the known "
+                      "divergence of Sqrt/Rsqrt, see math_specs._ZERO_CT)."))
+
+_ROUND_INT = ("refused: TF 2.21's CPU Round kernel returns 0 for every integer input (a TF "
+              "bug); tf2jax does not emulate it")
+SPECS += [
+    OpSpec("Sign", unary(), notes=_CPLX),
+    OpSpec("Round", unary_example(), refused_dtypes={d: _ROUND_INT for d in ("int32", "int64")}),
+]
+for _op in ["Rint", "Floor", "Ceil"]:
+  SPECS.append(OpSpec(_op, unary_example()))
+for _op in ["IsNan", "IsInf", "IsFinite"]:
+  SPECS.append(OpSpec(_op, unary_example(), transforms=NO_GRAD))
+
+
+def clip_example(dtype):
+  def for_shape(shape):
+    bound = st.one_of(cst.arrays(dtype, ()), cst.arrays(dtype, shape))
+    return st.tuples(cst.arrays(dtype, shape), bound, bound)
+  return cst.shapes().flatmap(for_shape).map(lambda t: Example(
+      {"t": t[0], "clip_value_min": t[1], "clip_value_max": t[2]}))
+
+
+_CLIP_COMPLEX = ("refused: TF's complex ClipByValue orders complex numbers in a way of its "
+                 "own (ClipByValue(5+0j, 2+1j, 3+0j) gives 3+1j); not emulated")
+SPECS.append(OpSpec("ClipByValue", clip_example,
+                    refused_dtypes={d: _CLIP_COMPLEX for d in D.COMPLEX},
+                    notes="TF computes max(min(t, hi), lo) with std::min/max: a NaN bound "
+                          "is ignored, lo wins where lo > hi."))
+
+
+def pow_example(dtype):
+  if dtype in D.COMPLEX:  # nonzero bases (see the notes)
+    return binary(4.0)(dtype).map(lambda e: Example(
+        {"x": np.where(e.inputs["x"] == 0, np.ones_like(e.inputs["x"]), e.inputs["x"]),
+         "y": e.inputs["y"]}))
+  if dtype in D.INT:
+    y = st.tuples(cst.arrays(dtype, ()), st.integers(0, 7)).map(
+        lambda t: t[0] if t[1] == 0 else np.abs(t[0] % 70).astype(t[0].dtype))
+    return cst.broadcastable_shapes(2).flatmap(lambda s: st.tuples(
+        cst.arrays(dtype, s[0]), cst.arrays(dtype, s[1]).flatmap(
+            lambda a: st.lists(y, min_size=a.size, max_size=a.size).map(
+                lambda v: np.array(v, a.dtype).reshape(a.shape))))).map(
+        lambda xy: Example({"x": xy[0], "y": xy[1]}))
+  return binary_example()(dtype)
+
+
+_POW_COMPLEX = ("not lowered yet: z**w = exp(w log z) is ill-conditioned in |w log z| "
+                "(Pow(0.001j, 3) in complex64 differs by 8.4 ulps between TF and XLA); the "
+                "spec needs a tolerance scaled by it")
+SPECS.append(OpSpec("Pow", pow_example, refused_dtypes={d: _POW_COMPLEX for d in D.COMPLEX},
+                    notes=(
+    "Integer exponents mostly in [0, 69] (powers wrap), now and then negative: TF raises, "
+    "and so does the converted function when the exponent is known. " +
+    _COMPLEX_DOMAIN.format(4) + " (z**w is ill-conditioned for large |w log z|); complex "
+    "bases are nonzero: TF computes 0**w as exp(w * log(0)) in C's complex arithmetic "
+    "(NaN for 0**0, where XLA gives 1).")))
+
+for _op in ["Xlogy", "Xdivy", "Xlog1py"]:
+  SPECS.append(OpSpec(_op, binary(1e15, nonzero_y=True),
+                      notes=_COMPLEX_DOMAIN.format("1e15") + "; complex y nonzero."))
+
+
+def atan2_example(dtype):
+  return binary_example()(dtype).map(lambda e: Example({"y": e.inputs["x"], "x": e.inputs["y"]}))
+
+
+SPECS.append(OpSpec("Atan2", atan2_example))
+
+
+# Trigonometric, hyperbolic and special functions --------------------------------------
+
+for _op in ["Asin", "Acos", "Atan", "Asinh", "Acosh", "Atanh", "Expm1", "Log1p"]:
+  SPECS.append(OpSpec(_op, unary(), notes=_CPLX))
+# Near their poles (tan: pi/2 + k*pi) the functions are ill-conditioned; cosh/sinh overflow
+# beyond ~89 (float32) in the real part, where Eigen and XLA scale differently.
+SPECS.append(OpSpec("Tan", unary(1.5), notes=_COMPLEX_DOMAIN.format(1.5) + " (below the "
+                    "first pole at pi/2)"))
+for _op in ["Sinh", "Cosh"]:
+  SPECS.append(OpSpec(_op, unary(), notes=_CPLX))
+for _op in ["Erf", "Erfc"]:
+  SPECS.append(OpSpec(_op, unary_example()))
+
+
+def _abs_ulps(dtype: str, n: float) -> Tolerance:
+  eps = float(D.finfo(dtype).eps)
+  return Tolerance(rtol=8 * eps, atol=n * eps)
+
+
+# Digamma has zeros (at 1.4616 and between each pair of negative poles) where the relative
+# error of any approximation is unbounded: Eigen's and XLA's series each have absolute
+# errors of a few eps (Digamma(1.0) in float32: TF -0.57721591, XLA -0.57721537, the true
+# value -0.5772157), so an absolute tolerance of 8 eps is added.
+def _digamma_example(dtype):
+  # TF's gradient is zeta(2, x) (Eigen's Hurwitz zeta), wrong for x < 0 (TF: 6.78 at
+  # -7.5, the trigamma function 9.74): negative non-integers are drawn as |x|.
+  return unary_example()(dtype).map(lambda e: Example({"x": np.where(
+      (e.inputs["x"] < 0) & (e.inputs["x"] != np.floor(e.inputs["x"])),
+      np.abs(e.inputs["x"]), e.inputs["x"])}))
+
+
+SPECS.append(OpSpec("Digamma", _digamma_example, tolerance={
+    "float32": _abs_ulps("float32", 8), "float64": _abs_ulps("float64", 8)},
+    grad_dtypes=("float32", "float64"),
+    notes="x is not a negative non-integer: there TF's gradient (Eigen's zeta(2, x)) is "
+          "not the trigamma function, tf2jax's is. "
+          "Absolute tolerance of 8 eps besides the default (see special_specs.py). No "
+          "float16 grad: TF's gradient calls Polygamma, which has no float16 kernel."))
+
+
+def _conditioned(derivative):
+  """The default tolerance plus 8 ulps of the input times the derivative: near +-1 (0 and
+  1 for Ndtri) the inverse functions are ill-conditioned, and Eigen's and XLA's
+  approximations differ by more than a few ulps of the output (Erfinv(-0.9999) in float32:
+  TF -2.751035, XLA -2.7510269, 25 ulps apart but within 1 ulp of the input's rounding)."""
+  def tolerance(dtype, ex):
+    base = default_tolerance(dtype)
+    x = np.asarray(ex.inputs["x"], np.float64)
+    with np.errstate(all="ignore"):
+      d = np.abs(x) * derivative(x)
+    d = d[np.isfinite(d)]
+    scale = float(np.max(d)) if d.size else 0.0
+    return Tolerance(base.rtol, base.atol + 8 * float(D.finfo(dtype).eps) * scale)
+  return tolerance
+
+
+SPECS.append(OpSpec("Erfinv", unary_example(), tolerance=_conditioned(
+    lambda x: np.sqrt(np.pi) / 2 * np.exp(sps.erfinv(x) ** 2))))
+SPECS.append(OpSpec("Ndtri", unary_example(), tolerance=_conditioned(
+    lambda x: np.sqrt(2 * np.pi) * np.exp(sps.ndtri(x) ** 2 / 2))))
+
+
+# Complex numbers -----------------------------------------------------------------------
+
+_CPLX_OF = {"float32": "complex64", "float64": "complex128"}
+_REAL_OF = {"complex64": "float32", "complex128": "float64"}
+
+
+def complex_example(dtype):
+  return cst.broadcastable_shapes(2).flatmap(lambda s: st.tuples(
+      cst.arrays(dtype, s[0]), cst.arrays(dtype, s[1]))).map(
+          lambda t: Example({"real": t[0], "imag": t[1]}, {"Tout": _CPLX_OF[dtype]}))
+
+
+SPECS.append(OpSpec("Complex", complex_example, transforms=NO_GRAD,
+                    notes="No grad: the harness draws real cotangents for the float32/"
+                          "float64 cases, and the output is complex."))
+
+
+def complex_part_example(dtype):
+  return unary()(dtype).map(lambda e: Example({"input": e.inputs["x"]},
+                                              {"Tout": _REAL_OF[dtype]}))
+
+
+for _op in ["Real", "Imag", "Angle", "ComplexAbs"]:
+  SPECS.append(OpSpec(_op, complex_part_example if _op != "ComplexAbs" else
+                      (lambda dtype: complex_part_example(dtype).map(
+                          lambda e: Example({"x": e.inputs["input"]}, e.attrs))),
+                      notes=_CPLX))
+SPECS.append(OpSpec("Conj", lambda dtype: unary()(dtype).map(
+    lambda e: Example({"input": e.inputs["x"]})), notes=_CPLX))
+
+
+# Bitwise -------------------------------------------------------------------------------
+
+for _op in ["BitwiseAnd", "BitwiseOr", "BitwiseXor"]:
+  SPECS.append(OpSpec(_op, binary_example(), transforms=NO_GRAD))
+SPECS.append(OpSpec("Invert", unary_example(), transforms=NO_GRAD))
+SPECS.append(OpSpec("PopulationCount", unary_example(), transforms=NO_GRAD))
+
+
+def shift_example(dtype):
+  bits = D.np_dtype(dtype).itemsize * 8
+  lo = 0 if dtype in D.UNSIGNED_INT else -3
+  y = lambda shape: st.one_of(cst.arrays(dtype, shape, min_value=lo, max_value=bits + 3),
+                              cst.arrays(dtype, shape))
+  return cst.broadcastable_shapes(2).flatmap(lambda s: st.tuples(
+      cst.arrays(dtype, s[0]), y(s[1]))).map(lambda xy: Example({"x": xy[0], "y": xy[1]}))
+
+
+for _op in ["LeftShift", "RightShift"]:
+  SPECS.append(OpSpec(_op, shift_example, transforms=NO_GRAD, notes=(
+      "Shift amounts include negative ones and ones of the bit width or more: TF's CPU "
+      "kernel clamps them to [0, bits - 1], and so does the lowering.")))
+
+
+# NextAfter, ApproximateEqual ---------------------------------------------------------
+
+
+def _named_binary(a: str, b: str):
+  return lambda dtype: binary_example()(dtype).map(
+      lambda e: Example({a: e.inputs["x"], b: e.inputs["y"]}))
+
+
+SPECS.append(OpSpec("NextAfter", _named_binary("x1", "x2"), transforms=NO_GRAD,
+                    notes="No grad: TF's NextAfter gradient is zero by definition (not "
+                          "checked)."))
+
+
+def approx_equal_example(dtype):
+  return cst.shapes().flatmap(lambda s: st.tuples(
+      cst.arrays(dtype, s), cst.arrays(dtype, s),
+      st.sampled_from([1e-5, 0.5, 0.0, 3.0]))).map(
+          lambda t: Example({"x": t[0], "y": t[1]}, {"tolerance": t[2]}))
+
+
+SPECS.append(OpSpec("ApproximateEqual", approx_equal_example, transforms=NO_GRAD))
+
+
+# Lgamma is 0 at 1 and 2: near there, as for Digamma, the absolute errors of Eigen's and
+# XLA's approximations (a few float32 eps; float16 is computed in float32) decide.
+SPECS.append(OpSpec("Lgamma", unary_example(), tolerance={
+    "float16": Tolerance(default_tolerance("float16").rtol, 8 * float(D.finfo("float32").eps)),
+    "float32": _abs_ulps("float32", 8), "float64": _abs_ulps("float64", 8)},
+    notes="Absolute tolerance of 8 float32/float64 eps besides the default (zeros at 1 "
+          "and 2, see special_specs.py)."))
