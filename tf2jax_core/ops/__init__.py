@@ -4,14 +4,16 @@ It registers through the same hook as any other plugin.
 """
 
 from tf2jax_core.hookspecs import hookimpl
-from tf2jax_core.ops import array_ops, logic_ops, math_ops, reduction_ops, structure
+from tf2jax_core.ops import (array_ops, bitwise_ops, elementwise_ops, logic_ops, math_ops,
+                             reduction_ops, structure)
 
 TF2JAX_PLUGIN_API = 1
 
 
 @hookimpl
 def tf2jax_register_ops(registry):
-  for module in (structure, math_ops, array_ops, reduction_ops, logic_ops):
+  for module in (structure, math_ops, elementwise_ops, bitwise_ops, array_ops, reduction_ops,
+                 logic_ops):
     registry.add_module(module)
 
 

@@ -1,10 +1,7 @@
 """Keras 3 Dropout in training mode, converted and compared with TF bit for bit.
 
-PENDING: not collected by pytest (the file name does not start with `test_`) because the
-graph needs the core op FloorMod (Keras reduces its SeedGenerator state with
-`floormod(x, 2147483646)`), which tf2jax_core does not lower yet. Rename it to
-`test_keras_dropout.py` once FloorMod is in the core. It passed with a stand-in
-FloorMod (`jnp.mod`, registered in code) on TF 2.21 / Keras 3.15.
+The graph also needs the core op FloorMod (Keras reduces its SeedGenerator state with
+`floormod(x, 2147483646)`).
 """
 
 import os
