@@ -907,11 +907,10 @@ def _stand_in_core_ops(ops):
 def test_keras_sequential_model_inference_and_training():
   keras = pytest.importorskip("keras")
   keras.utils.set_random_seed(0)
-  # use_bias=False on the convolutions: Keras 3 reshapes conv biases with Squeeze.
   model = keras.Sequential([
       keras.Input((12, 12, 3)),
-      keras.layers.Conv2D(6, 3, padding="same", use_bias=False),
-      keras.layers.DepthwiseConv2D(3, strides=2, use_bias=False),
+      keras.layers.Conv2D(6, 3, padding="same"),
+      keras.layers.DepthwiseConv2D(3, strides=2),
       keras.layers.BatchNormalization(momentum=0.9),
       keras.layers.ReLU(),
       keras.layers.MaxPooling2D(2, padding="same"),
@@ -925,15 +924,25 @@ def test_keras_sequential_model_inference_and_training():
   x = np.random.RandomState(0).standard_normal((2, 12, 12, 3)).astype(np.float32) * 2 + 0.5
 
   infer = tf.function(lambda x: model(x, training=False), autograph=False)
-  fn, params = tf2jax.convert(infer, tf.TensorSpec((None, 12, 12, 3)))
-  y, new_params = jax.jit(fn)(params, x)
-  assert_close(y, infer(x), 1e-5)
-  for batch in (1, 3):
-    xb = np.resize(x, (batch, 12, 12, 3))
-    assert_close(jax.jit(fn)(params, xb)[0], infer(xb), 1e-5)
-
   train = tf.function(lambda x: model(x, training=True), autograph=False)
+  # Keras 3 reshapes conv biases with Squeeze and computes batch moments with
+  # SquaredDifference: core ops, stood in for here while the core lacks them.
   with _stand_in_core_ops(["Squeeze", "SquaredDifference"]):
+    fn, params = tf2jax.convert(infer, tf.TensorSpec((None, 12, 12, 3)))
+    y, new_params = jax.jit(fn)(params, x)
+    assert_close(y, infer(x), 1e-5)
+    for batch in (1, 3):
+      xb = np.resize(x, (batch, 12, 12, 3))
+      assert_close(jax.jit(fn)(params, xb)[0], infer(xb), 1e-5)
+
+    # jax.grad of a loss with respect to the params, against tf.GradientTape.
+    grads = jax.jit(jax.grad(lambda p: jax.numpy.sum(fn(p, x)[0] ** 2)))(params)
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(infer(x) ** 2)
+    tf_grads = tape.gradient(loss, model.trainable_variables)
+    for v, g in zip(model.trainable_variables, tf_grads):
+      assert_close(grads[v.path], g, 1e-4, f"gradient of {v.path}")
+
     fn, params = tf2jax.convert(train, x)
     y, new_params = jax.jit(fn)(params, x)
   want = train(x)  # updates the moving statistics

@@ -159,9 +159,24 @@ def conv_backprop_input(in_shape, w, dy, window: Window, *, what: str, groups_ok
   return dx.astype(dtype)
 
 
-def _check_native(node, condition: bool, attr: str, what: str) -> None:
-  if condition and not native(node.attrs["T"]):
+def _check_native(node, condition: bool, attr: str, what: str, *,
+                  explicit_is_eigen: bool = False) -> None:
+  """Refuses `what` unless TF would run the node with its oneDNN kernel.
+
+  explicit_is_eigen: TF's input-gradient ops run EXPLICIT padding with Eigen even with
+  oneDNN on.
+  """
+  if not condition:
+    return
+  if explicit_is_eigen and node.attrs.get("padding") == "EXPLICIT":
+    refuse(node, attr, f"TF's CPU kernel for {node.op} with EXPLICIT padding does not "
+                       f"support {what}")
+  if not native(node.attrs["T"]):
     refuse(node, attr, cpu_kernel_reason(node, what))
+
+
+def _native_backprop(node) -> bool:
+  return native(node.attrs["T"]) and node.attrs.get("padding") != "EXPLICIT"
 
 
 def _dilated(window: Window) -> bool:
@@ -298,15 +313,13 @@ def _input_sizes(sizes, w, dy, window: Window, what: str) -> tuple[int, ...]:
 def _backprop2d(node, window: Window, sizes, w, dy):
   shape = _input_sizes(sizes, w, dy, window, node.op)
   return conv_backprop_input(shape, w, dy, window, what=node.op,
-                             groups_ok=native(node.attrs["T"]))
+                             groups_ok=_native_backprop(node))
 
 
 def _check_backprop2d(node, window: Window, last: bool) -> None:
-  if not last and window.padding == "EXPLICIT":
-    refuse(node, "data_format", f"TF's CPU kernel for {node.op} does not support NCHW with "
-                                "EXPLICIT padding")
-  _check_native(node, not last, "data_format", "the NCHW layout")
-  _check_native(node, _dilated(window), "dilations", "dilations other than 1")
+  _check_native(node, not last, "data_format", "the NCHW layout", explicit_is_eigen=True)
+  _check_native(node, _dilated(window), "dilations", "dilations other than 1",
+                explicit_is_eigen=True)
 
 
 _BACKPROP2D_ATTRS = {"T": CONV2D_T, "strides": None, "padding": PAD3,
@@ -366,10 +379,10 @@ def conv3d_backprop_input(node):
                  "data_format": ("NHWC", "NCHW"), "dilations": None}, static_inputs=(0,))
 def depthwise_conv2d_backprop_input(node):
   last = channels_last(node.attrs.get("data_format", "NHWC"))
-  _check_native(node, not last, "data_format", "the NCHW layout")
+  _check_native(node, not last, "data_format", "the NCHW layout", explicit_is_eigen=True)
   window = Window(node, 2, last)
   _check_native(node, window.strides[0] != window.strides[1], "strides",
-                "different row and column strides")
+                "different row and column strides", explicit_is_eigen=True)
   if _dilated(window):
     refuse(node, "dilations", "TF's CPU kernels for DepthwiseConv2dNativeBackpropInput do "
                               "not support dilations other than 1")

@@ -13,11 +13,13 @@ zero (FTZ/DAZ) on CPU, XLA does not. Filters have no NaN: a NaN tap over zero pa
 gives NaN in TF's Eigen convolutions (0 * NaN) but not in oneDNN's nor XLA's, which skip
 the padding.
 
-Ops without a spec, and why:
-* Conv2DBackpropInputV2: TF registers no kernel for it (on any device here).
-* Conv3DBackpropInput, BatchNormWithGlobalNormalization: removed from GraphDef versions
-  10 and 9; current TF refuses to run them (tests/test_nn_ops.py checks the latter
-  against its formula through a GraphDef of producer 8).
+Ops TF itself no longer runs, checked through a stand-in (`OpSpec.rewrite`): TF runs an
+equivalent graph, which is then rewritten into the graph old TF versions wrote.
+* Conv2DBackpropInputV2 (TF registers no kernel for it): Conv2DBackpropInput with the
+  same attrs, whose input_sizes become a zero tensor of that shape.
+* Conv3DBackpropInput (removed at GraphDef version 10): Conv3DBackpropInputV2, NDHWC.
+* BatchNormWithGlobalNormalization (removed at version 9): its kernel's formula
+  (t - m) * (rsqrt(v + eps) * gamma) + beta written with TF ops.
 """
 
 from __future__ import annotations
@@ -178,15 +180,34 @@ def _extras(dtype: str) -> bool:
   return dtype not in F32_F64 or native(dtype)
 
 
+def _first(draw, dtype: str) -> bool:
+  """Draws a channels-first layout where TF's CPU kernels run one: oneDNN, and only for
+  bfloat16, whose gradients are not checked (several of TF's gradient kernels take
+  channels-first layouts or EXPLICIT padding only through Eigen, which refuses them)."""
+  return native(dtype) and dtype == "bfloat16" and draw(st.booleans())
+
+
+def _nan_ok(dtype: str) -> bool:
+  """NaN inputs for the convolutions whose gradients are not checked. TF's gradient
+  kernels multiply elements that no window reads (strides, padding) by zeros, so a NaN
+  there reaches gradients that XLA's (and the exact) gradient leave finite."""
+  return dtype not in F32_F64
+
+
+def _min_batch(dtype: str) -> int:
+  """oneDNN's convolutions return garbage shapes for an empty batch: draw none there."""
+  return 1 if native(dtype) else 0
+
+
 @st.composite
 def _conv2d(draw, dtype):
-  last = not (native(dtype) and draw(st.booleans()))
+  last = not _first(draw, dtype)
   g = draw(_geometry(2, dilate=_extras(dtype), explicit=True))
-  n = draw(st.integers(0, 2))
+  n = draw(st.integers(_min_batch(dtype), 2))
   cin_g = draw(st.integers(1, 3))
   groups = draw(st.integers(1, 2)) if _extras(dtype) else 1
   cout = groups * draw(st.integers(1, 2))
-  x = draw(_values(dtype, _shape(n, g["sizes"], cin_g * groups, last)))
+  x = draw(_values(dtype, _shape(n, g["sizes"], cin_g * groups, last), nan=_nan_ok(dtype)))
   w = draw(_values(dtype, (*g["k"], cin_g, cout), nan=False))
   attrs = _layout_attrs(g, 2, last)
   attrs["data_format"] = "NHWC" if last else "NCHW"
@@ -210,13 +231,12 @@ def _conv_nd(draw, dtype):
 
 @st.composite
 def _conv3d(draw, dtype):
-  last = not (native(dtype) and draw(st.booleans()))
+  last = not _first(draw, dtype)
   g = draw(_geometry(3, dilate=native(dtype) and dtype not in F32_F64, explicit=False,
                      max_k=2, max_side=4, tight=dtype in F32_F64))
-  n, cin, cout = draw(st.integers(0, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
-  # Gradient-checked dtypes: no NaN input. TF's Eigen Conv3DBackpropFilter multiplies input
-  # elements that no window reads (strides) by inserted zeros, so they spread NaN.
-  x = draw(_values(dtype, _shape(n, g["sizes"], cin, last), nan=dtype not in F32_F64))
+  n = draw(st.integers(_min_batch(dtype), 2))
+  cin, cout = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+  x = draw(_values(dtype, _shape(n, g["sizes"], cin, last), nan=_nan_ok(dtype)))
   w = draw(_values(dtype, (*g["k"], cin, cout), nan=False))
   attrs = _layout_attrs(g, 3, last)
   attrs["data_format"] = "NDHWC" if last else "NCDHW"
@@ -225,13 +245,16 @@ def _conv3d(draw, dtype):
 
 @st.composite
 def _depthwise(draw, dtype):
-  last = not (native(dtype) and draw(st.booleans()))
-  g = draw(_geometry(2, dilate=native(dtype) and dtype not in F32_F64, explicit=True,
-                     same_strides=not native(dtype)))
+  last = not _first(draw, dtype)
+  # Unequal strides: oneDNN only; its gradient (DepthwiseConv2dNativeBackpropInput) runs
+  # EXPLICIT padding with Eigen, which refuses them: no EXPLICIT then for float32.
+  same = not native(dtype) or draw(st.booleans())
+  g = draw(_geometry(2, dilate=native(dtype) and dtype not in F32_F64,
+                     explicit=same or dtype not in F32_F64, same_strides=same))
   # Batch >= 1: TF's DepthwiseConv2dNativeBackpropFilter (the gradient) returns
   # uninitialised memory for an empty batch.
   n, c, mult = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
-  x = draw(_values(dtype, _shape(n, g["sizes"], c, last)))
+  x = draw(_values(dtype, _shape(n, g["sizes"], c, last), nan=_nan_ok(dtype)))
   w = draw(_values(dtype, (*g["k"], c, mult), nan=False))
   attrs = _layout_attrs(g, 2, last)
   attrs["data_format"] = "NHWC" if last else "NCHW"
@@ -241,22 +264,28 @@ def _depthwise(draw, dtype):
 def _backprop_example(nd: int, depthwise: bool = False, sizes_dtype=None):
   @st.composite
   def example(draw, dtype):
-    last = not (native(dtype) and draw(st.booleans()))
+    last = not _first(draw, dtype)
+    # oneDNN features (channels-first, dilations, groups, unequal depthwise strides):
+    # TF runs EXPLICIT padding of these ops with Eigen, which refuses them.
     extras = native(dtype) and dtype == "bfloat16"
-    g = draw(_geometry(nd, dilate=extras and not depthwise and nd == 2,
-                       explicit=(nd == 2 and last), same_strides=depthwise and not native(dtype),
-                       max_k=3 if nd == 2 else 2, max_side=6 if nd == 2 else 4))
-    n = draw(st.integers(1 if depthwise else 0, 2))  # see _depthwise
+    same = depthwise and (not native(dtype) or draw(st.booleans()))
+    dilate = extras and not depthwise and nd == 2 and draw(st.booleans())
+    groups_ok = extras and nd == 2 and not dilate
+    # The gradient of a 3-D backprop is TF's Eigen Conv3D: tight strides (see _geometry).
+    g = draw(_geometry(nd, dilate=dilate, same_strides=same, max_k=3 if nd == 2 else 2,
+                       explicit=nd == 2 and last and not dilate and (same or not depthwise),
+                       max_side=6 if nd == 2 else 4, tight=nd == 3 and dtype in F32_F64))
+    n = draw(st.integers(max(_min_batch(dtype), 1 if depthwise else 0), 2))  # _depthwise
     cin = draw(st.integers(1, 3))
     if depthwise:
       mult = draw(st.integers(1, 2))
       w_shape, cout = (*g["k"], cin, mult), cin * mult
     else:
-      groups = draw(st.integers(1, 2)) if extras and nd == 2 else 1
+      groups = draw(st.integers(1, 2)) if groups_ok and g["padding"] != "EXPLICIT" else 1
       cout = groups * draw(st.integers(1, 2))
       w_shape, cin = (*g["k"], cin, cout), cin * groups
     in_shape = _shape(n, g["sizes"], cin, last)
-    dy = draw(_values(dtype, _shape(n, _out_sizes(g), cout, last)))
+    dy = draw(_values(dtype, _shape(n, _out_sizes(g), cout, last), nan=_nan_ok(dtype)))
     w = draw(_values(dtype, w_shape, nan=False))
     spatial_only = nd == 2 and not depthwise and draw(st.booleans())
     sizes = list(g["sizes"]) if spatial_only else list(in_shape)
@@ -409,16 +438,14 @@ def _pool_geometry(draw, nd: int, explicit: bool, tight: bool = False):
   return dict(k=k, s=s, d=[1] * nd, padding=padding, pads=pads, sizes=sizes)
 
 
-def _pool_values(dtype, shape, nan=True, grad=False, bound=None):
+def _pool_values(dtype, shape, nan=True, bound=None):
   if dtype in D.INT:
     return cst.arrays(dtype, shape)
   if bound is not None:
     return _values(dtype, shape, bound=bound, nan=nan)
-  if grad:
-    # TF's max-pooling gradient kernels pick each window's element by their own rule
-    # (the first element of a window of -inf or NaN, a NaN followed by larger values),
-    # unlike the forward kernels: gradient-checked dtypes get finite values.
-    return _values(dtype, shape, bound=1e30, nan=False)
+  # NaN and +-inf also for the gradient-checked dtypes: TF's max-pooling gradient kernels
+  # pick each window's element by their own rule (the first element of a window of -inf,
+  # or of one starting with NaN), unlike its forward kernels, and so does the lowering.
   return cst.arrays(dtype, shape, allow_nan=nan, allow_subnormal=False)
 
 
@@ -427,7 +454,9 @@ def _pool_example(op: str, nd: int):
   def example(draw, dtype):
     explicit = op == "MaxPool"
     g = draw(_pool_geometry(nd, explicit, tight=(nd == 3 and dtype == "float32")))
-    last = not (native(dtype) and g["padding"] != "EXPLICIT" and draw(st.booleans()))
+    # MaxPoolV2 has no data_format: NHWC only (channels-first strides would pool across
+    # depth, which TF skips for empty inputs and refuses otherwise).
+    last = op == "MaxPoolV2" or not (g["padding"] != "EXPLICIT" and _first(draw, dtype))
     n, c = draw(st.integers(0, 2)), draw(st.integers(1, 3))
     # TF's Eigen MaxPool3D: NaN results depend on how Eigen vectorises (see pooling.py).
     nan = not (op == "MaxPool3D" and not native(dtype))
@@ -437,13 +466,14 @@ def _pool_example(op: str, nd: int):
     # kernel leaves out (those equal to the lowest value).
     bound = 1e3 if (op == "AvgPool" and dtype == "float16") else \
         1e30 if (op == "AvgPool3D" and dtype == "float32") else None
-    depth = op == "MaxPool" and last and draw(st.integers(0, 4)) == 0
+    # Pooling across channels: TF has no gradient kernel for it.
+    depth = op == "MaxPool" and last and not grad and draw(st.integers(0, 4)) == 0
     if depth:  # pooling across channels
       kd = draw(st.integers(1, 3))
-      x = draw(_pool_values(dtype, (n, *g["sizes"], c * kd), nan, grad, bound))
+      x = draw(_pool_values(dtype, (n, *g["sizes"], c * kd), nan, bound))
       attrs = {"ksize": [1, 1, 1, kd], "strides": [1, 1, 1, kd], "padding": "VALID"}
     else:
-      x = draw(_pool_values(dtype, _shape(n, g["sizes"], c, last), nan, grad, bound))
+      x = draw(_pool_values(dtype, _shape(n, g["sizes"], c, last), nan, bound))
       attrs = _layout_attrs(g, nd, last, with_dilations=False)
       attrs["ksize"] = [1, *g["k"], 1] if last else [1, 1, *g["k"]]
     if op != "MaxPoolV2":
@@ -477,9 +507,10 @@ def _argmax_example(draw, dtype):
 _MAXPOOL_NOTES = ("NaN never wins a window and windows without a value above the lowest "
                   "finite one give that value (oneDNN's bfloat16 kernel: -inf). No "
                   "subnormals: TF compares with denormals flushed to zero. Gradients "
-                  "(float32/float64, finite inputs: TF's gradient kernels choose the "
-                  "elements of NaN and -inf windows differently from its forward kernels) "
-                  "go to the first maximum of each window.")
+                  "(float32/float64, NaN and +-inf included) go where TF's gradient kernels "
+                  "send them: to the first valid element of each window, replaced only by "
+                  "a strictly greater one (the first maximum; the first element of a window "
+                  "of -inf or of one starting with NaN).")
 
 
 def _pool_specs():
@@ -489,7 +520,11 @@ def _pool_specs():
              grad_dtypes=F32_F64, notes=_MAXPOOL_NOTES + " NHWC only (TF's kernel)."),
       OpSpec("MaxPool3D", _pool_example("MaxPool3D", 3), grad_dtypes=("float32",),
              notes="Without oneDNN, inputs have no NaN: TF's Eigen MaxPool3D gives NaN "
-                   "results that depend on vectorisation; NaN propagates in tf2jax."),
+                   "results that depend on vectorisation; NaN propagates in tf2jax. "
+                   "Gradients (float32, NaN and +-inf included where drawn) follow TF's "
+                   "Eigen MaxPool3DGrad: each window's gradient goes whole to every element "
+                   "within 1e-5 of the window's result (ties and near ties; none in a "
+                   "window of -inf, whose result is the lowest finite value)."),
       OpSpec("AvgPool", _pool_example("AvgPool", 2), tolerance=_avg_tolerance,
              grad_tolerance=_avg_tolerance, grad_dtypes=F32_F64,
              notes="SAME windows divide by their number of valid elements. float16 values "
@@ -607,7 +642,119 @@ def _lrn_tolerance(dtype, ex):
                         rtol_ulps=8)
 
 
+# Ops TF no longer runs (see the module docstring) ---------------------------------------
+
+
+def _sizes_to_zeros(graph_def, node, dtype_enum):
+  """The Const feeding `node`'s input_sizes becomes a zero tensor of that shape."""
+  import tensorflow as tf
+  name = node.input[0].split(":")[0]
+  const = next(n for n in graph_def.node if n.name == name)
+  shape = [int(d) for d in tf.make_ndarray(const.attr["value"].tensor).reshape(-1)]
+  np_dtype = tf.dtypes.as_dtype(dtype_enum).as_numpy_dtype
+  const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.zeros(shape, np_dtype)))
+  const.attr["dtype"].type = dtype_enum
+  node.input[0] = name
+
+
+def _rename(stand_in, op, drop=(), producer=None):
+  def rewrite(graph_def, example):
+    del example
+    for node in graph_def.node:
+      if node.op == stand_in:
+        _sizes_to_zeros(graph_def, node, node.attr["T"].type)
+        node.op = op
+        for attr in drop:
+          del node.attr[attr]
+    if producer is not None:
+      graph_def.versions.producer = producer
+  return rewrite
+
+
+def _backprop_build(stand_in):
+  def build(example):
+    import tensorflow as tf
+    from tf2jax_conformance.harness import tf_attrs
+    call, attrs = getattr(tf.raw_ops, stand_in), tf_attrs(stand_in, example.attrs)
+    sizes = example.inputs["input_sizes"]
+    return lambda w, dy: call(input_sizes=tf.constant(sizes), filter=w, out_backprop=dy,
+                              **attrs)
+  return build
+
+
+def _full_sizes(example_fn, nd, **kw):
+  """Backprop examples whose input_sizes give the whole input shape, channels last."""
+  last = "NHWC" if nd == 2 else "NDHWC"
+  return lambda dtype: example_fn(nd, **kw)(dtype).filter(
+      lambda ex: len(ex.inputs["input_sizes"]) == nd + 2
+      and ex.attrs["data_format"] == last)
+
+
+@st.composite
+def _bn_global_example(draw, dtype):
+  c = draw(st.integers(1, 4))
+  t_shape = (draw(st.integers(0, 2)), *draw(_ints(1, 3, 2)), c)
+  return Example({"t": draw(_values(dtype, t_shape)), "m": draw(_values(dtype, (c,))),
+                  "v": np.abs(draw(_values(dtype, (c,), nan=False))),
+                  "beta": draw(_values(dtype, (c,))), "gamma": draw(_values(dtype, (c,)))},
+                 extra={"variance_epsilon": draw(st.sampled_from([1e-3, 0.5, 1e-5])),
+                        "scale_after_normalization": draw(st.booleans())})
+
+
+def _bn_global_build(example):
+  import tensorflow as tf
+  eps = example.extra["variance_epsilon"]
+  scale_after = example.extra["scale_after_normalization"]
+
+  def body(t, m, v, beta, gamma):
+    t, m, v, beta, gamma = (tf.identity(x, name=f"bn_{k}") for k, x in
+                            zip(["t", "m", "v", "beta", "gamma"], [t, m, v, beta, gamma]))
+    # The attr is a float32: old kernels added it to v as such.
+    factor = tf.math.rsqrt(v + tf.cast(tf.constant(eps, tf.float32), v.dtype))
+    if scale_after:
+      factor = factor * gamma
+    return tf.identity((t - m) * factor + beta, name="bn_out")
+  return body
+
+
+def _bn_global_rewrite(graph_def, example):
+  out = next(n for n in graph_def.node if n.name == "bn_out")
+  t = next(n for n in graph_def.node if n.name == "bn_t")
+  node = graph_def.node.add(name="bn_global", op="BatchNormWithGlobalNormalization",
+                            input=[f"bn_{k}" for k in ["t", "m", "v", "beta", "gamma"]])
+  node.attr["T"].type = t.attr["T"].type
+  node.attr["variance_epsilon"].f = example.extra["variance_epsilon"]
+  node.attr["scale_after_normalization"].b = example.extra["scale_after_normalization"]
+  out.input[0] = "bn_global"
+  graph_def.versions.producer = 8
+
+
+_STAND_IN = "TF no longer runs it: see the module docstring of tf2jax_nn.nn_specs. "
+
+
+def _legacy_specs():
+  backprop = dict(static_inputs=("input_sizes",), tolerance=_backprop_tolerance,
+                  grad_tolerance=_backprop_grad_tolerance, grad_dtypes=F32_F64)
+  return [
+      OpSpec("Conv2DBackpropInputV2", _full_sizes(_backprop_example, 2),
+             build=_backprop_build("Conv2DBackpropInput"), kernel_op="Conv2DBackpropInput",
+             rewrite=_rename("Conv2DBackpropInput", "Conv2DBackpropInputV2"),
+             notes=_STAND_IN + "Dtypes: those of Conv2DBackpropInput's kernel.", **backprop),
+      OpSpec("Conv3DBackpropInput", _full_sizes(_backprop_example, 3),
+             build=_backprop_build("Conv3DBackpropInputV2"),
+             rewrite=_rename("Conv3DBackpropInputV2", "Conv3DBackpropInput",
+                             drop=("Tshape", "data_format"), producer=9),
+             notes=_STAND_IN, **backprop),
+      OpSpec("BatchNormWithGlobalNormalization", _bn_global_example,
+             build=_bn_global_build, rewrite=_bn_global_rewrite, grad_dtypes=F32_F64,
+             notes=_STAND_IN + "No float16 gradients: d rsqrt(v + eps) overflows float16 "
+                   "for small v, where TF's Eigen kernels compute half gradients in float32 "
+                   "(0 * inf: NaN in JAX, 0 in TF)."),
+  ]
+
+
 def specs() -> list:
   """Every spec of this module (the plugin's conformance hook returns them)."""
-  return _activation_specs() + _conv_specs() + _pool_specs() + _norm_specs()
+  return (_activation_specs() + _conv_specs() + _pool_specs() + _norm_specs()
+          + _legacy_specs())
 

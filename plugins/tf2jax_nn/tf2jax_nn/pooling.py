@@ -11,6 +11,10 @@ Semantics follow TF's CPU kernels:
   oneDNN's bfloat16 kernel gives -inf there instead. MaxPool3D does the same with oneDNN
   (float32/bfloat16); TF's Eigen MaxPool3D kernel keeps -inf, and its NaN results depend
   on how Eigen vectorises the reduction, so NaN propagates here (XLA's max).
+* Max-pooling gradients follow TF's gradient kernels, not XLA's: MaxPoolGrad sends each
+  window's gradient to the first valid element, replaced only by a strictly greater one
+  (the first maximum; the first element of a window of -inf or starting with NaN);
+  MaxPool3DGrad gives it whole to every element within 1e-5 of the window's result.
 * MaxPool across channels (ksize [1, 1, 1, k]) starts from each group's first element and
   replaces it only by a strictly greater one (a leading NaN stays).
 * MaxPoolWithArgmax takes the first valid element of each window (row-major) and
@@ -21,6 +25,9 @@ Semantics follow TF's CPU kernels:
 
 from __future__ import annotations
 
+import itertools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -125,7 +132,12 @@ def _crop(x, pool: _Pool, pads):
   return lax.slice(x, start, limit), kept
 
 
-def max_pool(x, pool: _Pool, *, ignore_nan: bool, clamp: bool, what: str):
+def max_pool(x, pool: _Pool, *, ignore_nan: bool, clamp: bool, what: str,
+             near_grad: bool = False):
+  """near_grad: TF's MaxPool3DGrad (an Eigen kernel for every dtype) gives the whole
+  window gradient to each element within 1e-5 of the window's result, |x - y| < 1e-5
+  (ties, near ties; none in a window of -inf, whose result is `lowest`, nor to NaN).
+  Otherwise (MaxPoolGrad, MaxPoolGradV2) to the element of `_first_max_select`."""
   xs = _check_rank(x, pool.rank, what)
   pads, outs = pool.pads(xs)
   shape = out_shape(xs, pool.window, outs)
@@ -133,20 +145,85 @@ def max_pool(x, pool: _Pool, *, ignore_nan: bool, clamp: bool, what: str):
   if is_empty(shape) or is_empty(xs):
     return zeros(shape, dtype)
   x = jnp.asarray(x)
-  if _is_float(dtype):
-    init = np.asarray(-np.inf, dtype)
-    if ignore_nan:
-      x = jnp.where(jnp.isnan(x), init, x)
-  else:
-    init = _lowest(dtype)
   dims, strides = pool.dims()
   x, pads = _crop(x, pool, pads)
-  y = lax.reduce_window(x, init, lax.max, dims, strides, full_pads(pool.window, pads))
-  if clamp and _is_float(dtype):
-    # Not jnp.maximum: a window whose maximum is exactly `lowest` keeps its gradient.
-    low = _lowest(dtype)
-    y = jnp.where(y < low, low, y)
-  return y
+
+  def forward(x):
+    if _is_float(dtype):
+      init = np.asarray(-np.inf, dtype)
+      if ignore_nan:
+        x = jnp.where(jnp.isnan(x), init, x)
+    else:
+      init = _lowest(dtype)
+    y = lax.reduce_window(x, init, lax.max, dims, strides, full_pads(pool.window, pads))
+    if clamp and _is_float(dtype):
+      y = jnp.where(y < _lowest(dtype), _lowest(dtype), y)
+    return y
+
+  if not _is_float(dtype) or not (ignore_nan or near_grad):
+    return forward(x)
+
+  # TF's gradient kernels choose the elements that get each window's gradient by their
+  # own rules (see the docstring), unlike XLA's gradient (the first maximum, which a
+  # window of -inf may not have) and unlike TF's forward kernels (which skip NaN).
+  @jax.custom_jvp
+  def pooled(x):
+    return forward(x)
+
+  @pooled.defjvp
+  def _jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y = pooled(x)
+    if near_grad:
+      return y, _near_max_sum(x, t, y, pool, pads, outs)
+    return y, _first_max_select(x, t, pool, pads, outs)
+  return pooled(x)
+
+
+def _windows(x, t, pool: _Pool, pads, outs):
+  """(x, t, valid) at each offset of the windows (row-major): strided slices of the
+  padded arrays, shaped like the output."""
+  rank, spatial = pool.rank, pool.window.spatial
+  widths = [(0, 0)] * rank
+  for a, p in zip(spatial, pads):
+    widths[a] = tuple(p)
+  xp, tp = jnp.pad(x, widths), jnp.pad(t, widths)
+  valid = np.pad(np.ones([np.shape(x)[a] for a in spatial], bool), [tuple(p) for p in pads])
+  for offset in itertools.product(*[range(k) for k in pool.ksize]):
+    index, vindex = [slice(None)] * rank, []
+    for a, o, s, n in zip(spatial, offset, pool.window.strides, outs):
+      index[a] = slice(o, o + (n - 1) * s + 1, s)
+      vindex.append(index[a])
+    ok = np.expand_dims(valid[tuple(vindex)], [a for a in range(rank) if a not in spatial])
+    yield xp[tuple(index)], tp[tuple(index)], jnp.asarray(ok)
+
+
+def _first_max_select(x, t, pool: _Pool, pads, outs):
+  """TF's MaxPoolGrad (Eigen and oneDNN): t at each window's first valid element
+  (row-major), replaced only by a strictly greater element of x. The first maximum of a
+  window with a finite maximum, the first element of a window of -inf or of one starting
+  with NaN. Linear in t."""
+  cur_v = cur_t = cur_ok = None
+  for v, tv, ok in _windows(x, t, pool, pads, outs):
+    if cur_v is None:
+      cur_v, cur_t, cur_ok = v, tv, jnp.broadcast_to(ok, v.shape)
+      continue
+    take = ok & (~cur_ok | (v > cur_v))
+    cur_v = jnp.where(take, v, cur_v)
+    cur_t = jnp.where(take, tv, cur_t)
+    cur_ok = cur_ok | ok
+  return cur_t
+
+
+def _near_max_sum(x, t, y, pool: _Pool, pads, outs):
+  """TF's MaxPool3DGrad (Eigen): the sum over each window of t where |x - y| < 1e-5, in
+  x's dtype. Linear in t."""
+  near = np.asarray(1e-5, np.dtype(x.dtype))
+  out = None
+  for v, tv, ok in _windows(x, t, pool, pads, outs):
+    part = jnp.where(ok & (jnp.abs(v - y) < near), tv, jnp.zeros_like(tv))
+    out = part if out is None else out + part
+  return out
 
 
 def _window_counts(pool: _Pool, xs, pads, outs):
@@ -286,7 +363,7 @@ def max_pool3d(node):
   if pool.window is None:
     refuse(node, "ksize", "TF's MaxPool3D does not pool across depth", pool.ksize)
   flags = _max_pool_flags(node, "MaxPool3D")
-  return lambda x: max_pool(x, pool, what=node.op, **flags)
+  return lambda x: max_pool(x, pool, what=node.op, near_grad=True, **flags)
 
 
 @lowering("AvgPool", attrs={"T": FLOATS, "ksize": None, "strides": None,

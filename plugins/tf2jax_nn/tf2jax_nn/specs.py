@@ -15,6 +15,8 @@ from tf2jax_conformance import dtypes as D
 from tf2jax_conformance import strategies as cst
 from tf2jax_conformance.spec import Example, OpSpec, Tolerance, default_tolerance
 
+from tf2jax_nn._common import native
+
 
 def _features(dtype):
   return cst.arrays(dtype, cst.shapes()).map(lambda x: Example({"features": x}))
@@ -36,11 +38,27 @@ def _bias_add(with_format: bool):
   return example
 
 
-def _logits(dtype):
-  # Finite logits: with NaN or infinities in a row, TF's (oneDNN) softmax puts NaN only in
-  # some places of the row (its max and sum skip NaN depending on vector lanes).
-  return cst.arrays(dtype, cst.shapes(min_dims=1), allow_nan=False, allow_inf=False).map(
-      lambda x: Example({"logits": x}))
+def _logits(log: bool):
+  """Logits with every edge value (NaN, +-inf, the largest finite values), and rows of
+  -inf only now and then. Not NaN or +inf for Softmax where TF runs oneDNN's kernel
+  (float32, bfloat16): a row holding one gets NaN at those places and at others that
+  depend on the vector lanes (e.g. [3.3, NaN at 14 of 17] -> NaN at 1 and 14), 0
+  elsewhere. TF's Eigen kernels (float16, float64) and oneDNN's LogSoftmax give NaN for
+  the whole row, as tf2jax does."""
+  def example(dtype):
+    special = log or not native(dtype)
+    kwargs = {} if special else dict(allow_nan=False, max_value=float(D.finfo(dtype).max))
+
+    @st.composite
+    def draw_example(draw):
+      x = draw(cst.arrays(dtype, cst.shapes(min_dims=1), **kwargs))
+      if x.size and draw(st.integers(0, 3)) == 0:
+        rows = x.reshape(-1, x.shape[-1]).copy()
+        rows[draw(st.integers(0, rows.shape[0] - 1))] = -np.inf
+        x = rows.reshape(x.shape)
+      return Example({"logits": x})
+    return draw_example()
+  return example
 
 
 def _softmax_tolerance(log: bool):
@@ -59,10 +77,12 @@ def _softmax_tolerance(log: bool):
   return tolerance
 
 
-_SOFTMAX_NOTES = ("Logits are finite: with NaN or infinities in a row TF's oneDNN kernel "
-                  "gives NaN in some places only. Tolerance: a few ulps per element of the "
-                  "last axis (exp, sum, division); LogSoftmax also the absolute error of "
-                  "x - max - log(sum).")
+_SOFTMAX_NOTES = ("Logits with NaN, +-inf (rows of -inf give NaN) and the largest finite "
+                  "values, except NaN and +inf for Softmax where TF runs oneDNN (float32, "
+                  "bfloat16): its result for a row holding them depends on vector lanes "
+                  "(NaN in some places, 0 in others). Tolerance: a few ulps per element of "
+                  "the last axis (exp, sum, division); LogSoftmax also the absolute error "
+                  "of x - max - log(sum).")
 
 
 def specs() -> list[OpSpec]:
@@ -71,6 +91,8 @@ def specs() -> list[OpSpec]:
       OpSpec("Relu6", _features),
       OpSpec("BiasAdd", _bias_add(True)),
       OpSpec("BiasAddV1", _bias_add(False)),
-      OpSpec("Softmax", _logits, tolerance=_softmax_tolerance(False), notes=_SOFTMAX_NOTES),
-      OpSpec("LogSoftmax", _logits, tolerance=_softmax_tolerance(True), notes=_SOFTMAX_NOTES),
+      OpSpec("Softmax", _logits(False), tolerance=_softmax_tolerance(False),
+             notes=_SOFTMAX_NOTES),
+      OpSpec("LogSoftmax", _logits(True), tolerance=_softmax_tolerance(True),
+             notes=_SOFTMAX_NOTES),
   ]
