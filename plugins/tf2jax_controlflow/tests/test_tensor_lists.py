@@ -93,3 +93,76 @@ def test_dynamic_size_gather_scatter_concat_outside_loops():
 
     tf2jax.convert_functional(growing, X[0], np.int32(0))(X[0], np.int32(2))
   del fn
+
+
+R = tf.raw_ops
+
+
+def _stack(handle, shape=-1):
+  return R.TensorListStack(input_handle=handle, element_shape=shape,
+                           element_dtype=tf.float32)
+
+
+@jax.enable_x64(True)  # int64 outputs (lengths, shapes)
+def _against_tf(forward, *args):
+  """The converted function raises where TF raises, else returns TF's result."""
+  try:
+    want = forward(*[tf.constant(a) for a in args])
+  except tf.errors.InvalidArgumentError:
+    with pytest.raises(Exception):
+      tf2jax.convert_functional(tf.function(forward), *args)(*args)
+    return None
+  got = tf2jax.convert_functional(tf.function(forward), *args)(*args)
+  for g, w in zip(jax.tree.leaves(got), tf.nest.flatten(want)):
+    np.testing.assert_array_equal(np.asarray(g), w.numpy())
+  return got
+
+
+def test_element_shape_is_the_declared_one():
+  for declared in (-1, [-1], [3]):
+    _against_tf(lambda x: R.TensorListElementShape(
+        input_handle=R.TensorListFromTensor(tensor=x, element_shape=declared),
+        shape_type=tf.int32), X)
+  _against_tf(lambda x: R.TensorListElementShape(
+      input_handle=R.TensorListPushBack(
+          input_handle=R.EmptyTensorList(element_shape=-1, max_num_elements=-1,
+                                         element_dtype=tf.float32), tensor=x[0]),
+      shape_type=tf.int64), X)
+
+
+def test_empty_lists_need_a_known_element_shape():
+  empty = np.zeros((0, 3), np.float32)
+  assert _against_tf(lambda x: _stack(R.TensorListFromTensor(tensor=x, element_shape=-1)),
+                     empty) is None
+  _against_tf(lambda x: _stack(R.TensorListFromTensor(tensor=x, element_shape=-1), [3]),
+              empty)
+  assert _against_tf(lambda x: R.TensorListGather(
+      input_handle=R.TensorListFromTensor(tensor=x, element_shape=-1),
+      indices=tf.zeros([0], tf.int32), element_shape=-1, element_dtype=tf.float32),
+      X) is None
+
+
+def test_push_back_respects_max_num_elements():
+  def forward(x, max_num):
+    handle = R.EmptyTensorList(element_shape=-1, max_num_elements=max_num,
+                               element_dtype=tf.float32)
+    for row in range(3):
+      handle = R.TensorListPushBack(input_handle=handle, tensor=x[row])
+    return _stack(handle)
+  _against_tf(lambda x: forward(x, 3), X)
+  assert _against_tf(lambda x: forward(x, 2), X) is None
+
+
+def test_concat_v2_of_empty_and_unwritten_lists():
+  def concat(handle, shape, leading):
+    return R.TensorListConcatV2(input_handle=handle, element_shape=shape,
+                                leading_dims=tf.constant(leading, tf.int64),
+                                element_dtype=tf.float32)
+  _against_tf(lambda x: concat(R.TensorListFromTensor(tensor=x, element_shape=-1), -1, []),
+              np.zeros((3, 0, 2), np.float32))
+  _against_tf(lambda x: concat(R.TensorListReserve(element_shape=[-1, 3], num_elements=2,
+                                                   element_dtype=tf.float32),
+                               [-1, 3], [1, 2]), X)
+  _against_tf(lambda x: concat(R.TensorListReserve(element_shape=[-1, 3], num_elements=0,
+                                                   element_dtype=tf.float32),
+                               [-1, 3], []), X)

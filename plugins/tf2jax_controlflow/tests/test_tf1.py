@@ -279,6 +279,25 @@ def test_gradients_through_cond_and_static_loop(tmp_path):
       np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+def test_switch_n_conds_of_lowered_case(tmp_path):
+  """_SwitchN (TF's lowering of Case) with the Merges closing it: any index, also out of
+  range (the last branch), and the Merge's value_index."""
+  def build():
+    g = tf.compat.v1.get_default_graph()
+    x = x_placeholder()
+    k = v1.placeholder(tf.int32, [], name="k")
+    switched = g.create_op("_SwitchN", [x, k], [tf.float32] * 3, name="switch_n",
+                           attrs={"num_outs": tf.compat.v1.AttrValue(i=3),
+                                  "T": tf.compat.v1.AttrValue(
+                                      type=tf.float32.as_datatype_enum)}).outputs
+    out, index = tf.raw_ops.Merge(inputs=[switched[0] * 2.0, tf.sin(switched[1]),
+                                          switched[2] + 1.0])
+    return [x, k], [out, index]
+  ops = check(tmp_path, build, [(X, np.int32(k)) for k in (-1, 0, 1, 2, 3)],
+              jaxpr_has=["cond"])
+  assert "_SwitchN" in ops
+
+
 def test_switch_output_outside_any_merge_is_refused(tmp_path):
   from tensorflow.python.ops import control_flow_ops
   with tf.Graph().as_default() as g:

@@ -11,6 +11,7 @@ are closed over.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import jax
@@ -99,7 +100,12 @@ def cond_runner(then_fn, else_fn):
 
 @lowering("Case", "StatelessCase", attrs=_CASE_ATTRS, needs_context=True)
 def case(node):
-  branches = [node.function(f.name) for f in node.attrs["branches"]]
+  return case_runner([node.function(f.name) for f in node.attrs["branches"]])
+
+
+def case_runner(branches):
+  """`run(ctx, index, *args)` calling one of compiled graphs (also used by TF1 conds on
+  a _SwitchN)."""
   n = len(branches)
 
   def run(ctx, index, *args):
@@ -185,8 +191,7 @@ def while_runner(node, cond, body, num: int):
     for a, s in zip(arrays, shapes):
       if isinstance(a, TensorList) and a.buffer is None and isinstance(s, TensorList) \
           and s.buffer is not None:
-        a = TensorList(a.length, a.dtype, a.element_shape,
-                       jnp.zeros(s.buffer.shape, s.buffer.dtype))
+        a = dataclasses.replace(a, buffer=jnp.zeros(s.buffer.shape, s.buffer.dtype))
       filled.append(a)
     return params, filled
 

@@ -4,7 +4,11 @@ A `TensorList` value holds its elements stacked in one array, so it can travel t
 `lax` loops as a pytree. Its length, dtype and element shape are static. The buffer is
 allocated at the first write when the element shape is not fully known before, which
 `tf.TensorArray`s inside loops rely on (the While lowering finds the shape by tracing the
-body once).
+body once). Unwritten elements read as zeros, as in TF when their shape is known.
+
+`element_shape` is the shape the list *declares* (TF's `element_shape` of the list, what
+TensorListElementShape returns), which may be less known than its elements' shapes; the
+readers use it, their own element_shape input and the written elements' shape as TF does.
 """
 
 from __future__ import annotations
@@ -23,17 +27,19 @@ from tf2jax_core import ConversionError, is_static, lowering
 class TensorList:
   length: int
   dtype: np.dtype
-  element_shape: tuple | None  # None dims (or None rank) are unknown
+  element_shape: tuple | None  # declared; None dims (or None rank) are unknown
   buffer: jax.Array | np.ndarray | None = None  # [length, *element_shape] once known
+  max_num: int = -1  # EmptyTensorList's max_num_elements (-1: unlimited)
 
   def tree_flatten(self):
     children = () if self.buffer is None else (self.buffer,)
-    return children, (self.length, self.dtype, self.element_shape, self.buffer is not None)
+    return children, (self.length, self.dtype, self.element_shape, self.buffer is not None,
+                      self.max_num)
 
   @classmethod
   def tree_unflatten(cls, aux, children):
-    length, dtype, shape, has_buffer = aux
-    return cls(length, dtype, shape, children[0] if has_buffer else None)
+    length, dtype, shape, has_buffer, max_num = aux
+    return cls(length, dtype, shape, children[0] if has_buffer else None, max_num)
 
   def known_shape(self) -> tuple | None:
     """The element shape when fully known, else None."""
@@ -43,18 +49,26 @@ class TensorList:
       return None
     return self.element_shape
 
-  def stacked(self, where: str):
+  def stacked(self, where: str, requested: tuple | None = None):
+    """All elements in one array, as TensorListStack reads them: `requested` is the
+    reader's element_shape input, merged with the declared one and the elements'."""
+    shape = _merge(self.element_shape, requested, where)
+    if self.length == 0:  # TF takes the shape from the declared and requested ones only
+      if shape is None or None in shape:
+        raise ValueError(f"{where}: reading an empty list whose element shape "
+                         f"{_show(shape)} is not fully known")
+      return np.zeros((0,) + shape, self.dtype)
     if self.buffer is not None:
+      _merge(shape, tuple(self.buffer.shape[1:]), where)
       return self.buffer
-    shape = self.known_shape()
-    if shape is None:
-      raise ConversionError(
+    if shape is None or None in shape:
+      raise ValueError(
           f"{where}: reading a TensorList whose elements were never written and whose "
-          f"element shape {_show(self.element_shape)} is not fully known (TF fails too).")
+          f"element shape {_show(shape)} is not fully known")
     return np.zeros((self.length,) + shape, self.dtype)
 
   def with_buffer(self, buffer) -> "TensorList":
-    return TensorList(int(buffer.shape[0]), self.dtype, self.element_shape, buffer)
+    return dataclasses.replace(self, length=int(buffer.shape[0]), buffer=buffer)
 
 
 def _show(shape) -> str:
@@ -71,7 +85,7 @@ def _shape_from_tensor(value) -> tuple | None:
   return tuple(None if int(d) < 0 else int(d) for d in value)
 
 
-def _merge(a: tuple | None, b: tuple | None, where: str) -> tuple | None:
+def _merge(a: tuple | None, b: tuple | None, where: str = "") -> tuple | None:
   if a is None:
     return b
   if b is None:
@@ -93,6 +107,17 @@ def _check_dtype(node, tl: TensorList) -> None:
   if want is not None and np.dtype(want) != tl.dtype:
     raise ConversionError(f"{node.op} node {node.path!r} reads {np.dtype(want).name} "
                           f"elements from a list of {tl.dtype.name}.")
+
+
+def _check_item(node, tl: TensorList, shape: tuple) -> None:
+  """An item written into the list must fit its declared element shape (TF fails too)
+  and the shape of the elements already written (one stacked buffer holds them all)."""
+  _merge(tl.element_shape, shape, node.path)
+  if tl.buffer is not None and tl.length and tuple(tl.buffer.shape[1:]) != shape:
+    raise ConversionError(
+        f"{node.op} node {node.path!r} writes an element of shape {list(shape)} into a "
+        f"list of elements of shape {list(tl.buffer.shape[1:])}; tf2jax stacks a list in "
+        "one array, so its elements must share one shape.")
 
 
 def _index(node, index, length: int):
@@ -120,7 +145,9 @@ def reserve(node):
           static_inputs=(0,))
 def empty(node):
   dtype = np.dtype(node.attrs["element_dtype"])
-  return lambda shape, max_num: TensorList(0, dtype, _shape_from_tensor(shape))
+  # A traced max_num_elements (never seen in practice) is not enforced.
+  return lambda shape, max_num: TensorList(0, dtype, _shape_from_tensor(shape),
+                                           max_num=int(max_num) if is_static(max_num) else -1)
 
 
 @lowering("TensorListFromTensor", attrs={"element_dtype": None, "shape_type": _SHAPE_TYPE},
@@ -129,8 +156,9 @@ def from_tensor(node):
   def run(tensor, shape):
     if np.ndim(tensor) < 1:
       raise ValueError("TensorListFromTensor needs a tensor of rank >= 1")
-    element = _merge(_shape_from_tensor(shape), tuple(np.shape(tensor)[1:]), node.path)
-    return TensorList(int(np.shape(tensor)[0]), np.dtype(tensor.dtype), element, tensor)
+    declared = _shape_from_tensor(shape)
+    _merge(declared, tuple(np.shape(tensor)[1:]), node.path)
+    return TensorList(int(np.shape(tensor)[0]), np.dtype(tensor.dtype), declared, tensor)
   return run
 
 
@@ -165,7 +193,7 @@ def set_item(node):
   def run(handle, index, item):
     tl = _list(node, handle)
     _check_dtype(node, tl)
-    _merge(tl.known_shape() or tl.element_shape, tuple(np.shape(item)), node.path)
+    _check_item(node, tl, tuple(np.shape(item)))
     if resize:  # a dynamic-size TensorArray: grows to hold a static index
       if not is_static(index):
         raise ConversionError(
@@ -195,9 +223,7 @@ def stack(node):
     _check_dtype(node, tl)
     if expected != -1 and expected != tl.length:
       raise ValueError(f"the list has {tl.length} elements, the op expects {expected}")
-    tl = TensorList(tl.length, tl.dtype, _merge(tl.element_shape, _shape_from_tensor(shape),
-                                                node.path), tl.buffer)
-    return tl.stacked(f"TensorListStack node {node.path!r}")
+    return tl.stacked(f"TensorListStack node {node.path!r}", _shape_from_tensor(shape))
   return run
 
 
@@ -206,9 +232,12 @@ def gather(node):
   def run(handle, indices, shape):
     tl = _list(node, handle)
     _check_dtype(node, tl)
-    tl = TensorList(tl.length, tl.dtype, _merge(tl.element_shape, _shape_from_tensor(shape),
-                                                node.path), tl.buffer)
-    stacked = tl.stacked(f"TensorListGather node {node.path!r}")
+    where = f"TensorListGather node {node.path!r}"
+    requested = _shape_from_tensor(shape)
+    if np.size(indices) == 0:  # TF takes the shape from the declared and requested ones
+      return TensorList(0, tl.dtype, tl.element_shape).stacked(where, requested).reshape(
+          tuple(np.shape(indices)) + (*_merge(tl.element_shape, requested),))
+    stacked = tl.stacked(where, requested)
     if is_static(indices) and np.any((indices < 0) | (indices >= tl.length)):
       raise ValueError(f"indices {indices} out of range for {tl.length} elements")
     return (np if is_static(stacked, indices) else jnp).take(stacked, indices, axis=0)
@@ -225,7 +254,7 @@ def element_shape(node):
   out = np.dtype(node.attrs["shape_type"])
 
   def run(handle):
-    shape = _list(node, handle).known_shape() or _list(node, handle).element_shape
+    shape = _list(node, handle).element_shape  # the declared shape, as TF returns it
     if shape is None:
       return np.asarray(-1, out)
     return np.asarray([-1 if d is None else d for d in shape], out)
@@ -237,12 +266,18 @@ def push_back(node):
   def run(handle, item):
     tl = _list(node, handle)
     _check_dtype(node, tl)
-    element = _merge(tl.known_shape() or tl.element_shape, tuple(np.shape(item)), node.path)
-    old = tl.stacked(node.path) if tl.length else np.zeros((0,) + tuple(np.shape(item)),
-                                                           tl.dtype)
+    if tl.max_num != -1 and tl.length >= tl.max_num:
+      raise ValueError(f"pushing onto a full list ({tl.length} elements, max_num_elements "
+                       f"{tl.max_num})")
+    item_shape = tuple(np.shape(item))
+    _check_item(node, tl, item_shape)
+    if tl.length == 0:
+      old = np.zeros((0,) + item_shape, tl.dtype)
+    else:
+      old = tl.stacked(node.path, item_shape)
     m = np if is_static(old, item) else jnp
     buffer = m.concatenate([old, m.asarray(item, tl.dtype)[None]], axis=0)
-    return TensorList(tl.length + 1, tl.dtype, element, buffer)
+    return tl.with_buffer(buffer)
   return run
 
 
@@ -253,10 +288,8 @@ def pop_back(node):
     _check_dtype(node, tl)
     if tl.length == 0:
       raise ValueError("cannot pop from an empty list")
-    stacked = TensorList(tl.length, tl.dtype, _merge(tl.element_shape, _shape_from_tensor(
-        shape), node.path), tl.buffer).stacked(node.path)
-    rest = TensorList(tl.length - 1, tl.dtype, tl.element_shape, stacked[:-1])
-    return rest, stacked[-1]
+    stacked = tl.stacked(node.path, _shape_from_tensor(shape))
+    return tl.with_buffer(stacked[:-1]), stacked[-1]
   return run
 
 
@@ -272,7 +305,8 @@ def scatter(node):
       if int(num_elements) < n:
         raise ValueError(f"num_elements {int(num_elements)} < max index + 1 ({n})")
       n = int(num_elements)
-    element = _merge(_shape_from_tensor(shape), tuple(np.shape(tensor)[1:]), node.path)
+    element = _shape_from_tensor(shape)
+    _merge(element, tuple(np.shape(tensor)[1:]), node.path)
     m = np if is_static(tensor) else jnp
     buffer = m.zeros((n,) + tuple(np.shape(tensor)[1:]), tensor.dtype)
     buffer = buffer.at[indices].set(tensor) if m is jnp else _np_set(buffer, indices, tensor)
@@ -306,13 +340,13 @@ def resize_list(tl: TensorList, n: int) -> TensorList:
   if n < 0:
     raise ValueError(f"negative size {n}")
   if tl.buffer is None:
-    return TensorList(n, tl.dtype, tl.element_shape)
+    return dataclasses.replace(tl, length=n)
   buffer = tl.buffer[:n]
   if n > tl.length:
     m = np if is_static(buffer) else jnp
     pad = m.zeros((n - tl.length,) + tuple(buffer.shape[1:]), tl.dtype)
     buffer = m.concatenate([buffer, pad], axis=0)
-  return TensorList(n, tl.dtype, tl.element_shape, buffer)
+  return tl.with_buffer(buffer)
 
 
 @lowering("TensorListResize", static_inputs=(1,))
@@ -324,15 +358,56 @@ def resize(node):
           attrs={"element_dtype": None, "element_shape": None, "shape_type": _SHAPE_TYPE},
           static_inputs=(1, 2))
 def concat(node):
+  v2 = node.op == "TensorListConcatV2"
+  attr_shape = node.attrs.get("element_shape")
+
   def run(handle, shape=None, leading_dims=None):
     tl = _list(node, handle)
     _check_dtype(node, tl)
-    stacked = tl.stacked(f"{node.op} node {node.path!r}")
+    where = f"{node.op} node {node.path!r}"
+    requested = _shape_from_tensor(shape) if v2 else _attr_shape(attr_shape)
+    merged = _merge(tl.element_shape, requested, where)
+    if merged is not None and len(merged) == 0:
+      raise ValueError(f"{where}: concatenating scalars (elements need rank >= 1)")
+    leading = [] if leading_dims is None else [int(d) for d in np.reshape(leading_dims, -1)]
+    if tl.length == 0:  # TF: every dim but the first must be known
+      if merged is None or None in merged[1:]:
+        raise ValueError(f"{where}: concatenating an empty list whose element shape "
+                         f"{_show(merged)} is not known past its first dim")
+      return np.zeros((0,) + merged[1:], tl.dtype), np.zeros((0,), np.int64)
+    if tl.buffer is None:  # nothing written: TF makes zeros of the known shapes
+      if not v2:
+        raise ValueError(f"{where}: TensorListConcat (v1) refuses unwritten elements")
+      rest = None if merged is None else merged[1:]
+      if rest is None or None in rest:
+        raise ValueError(f"{where}: unwritten elements of unknown shape {_show(merged)}")
+      if leading:  # TF prefers them to the element shape's first dim
+        if len(leading) != tl.length:
+          raise ValueError(f"{where}: {len(leading)} leading_dims for {tl.length} elements")
+        lengths = np.asarray(leading, np.int64)
+      elif merged[0] is not None:
+        lengths = np.full((tl.length,), merged[0], np.int64)
+      else:
+        raise ValueError(f"{where}: unwritten elements of unknown length")
+      return np.zeros((int(lengths.sum()),) + rest, tl.dtype), lengths
+    stacked = tl.stacked(where, merged)
     if stacked.ndim < 2:
-      raise ValueError("TensorListConcat needs elements of rank >= 1")
+      raise ValueError(f"{where}: concatenating scalars (elements need rank >= 1)")
+    if leading and any(d != stacked.shape[1] for d in leading):
+      # TF gives unwritten elements the leading_dims' lengths; the stacked buffer cannot
+      # tell written elements from unwritten ones.
+      raise ConversionError(f"{where}: leading_dims {leading} for a list written in part "
+                            f"(its elements have {stacked.shape[1]} rows); tf2jax cannot "
+                            "tell written from unwritten elements.")
     lengths = np.full((tl.length,), stacked.shape[1], np.int64)
-    return stacked.reshape((-1,) + tuple(stacked.shape[2:])), lengths
+    rows = tl.length * int(stacked.shape[1])
+    return stacked.reshape((rows,) + tuple(stacked.shape[2:])), lengths
   return run
+
+
+def _attr_shape(shape) -> tuple | None:
+  """A decoded shape attr (None: unknown rank) as a partial shape."""
+  return None if shape is None else tuple(shape)
 
 
 @lowering("TensorListSplit", attrs={"element_dtype": None, "shape_type": _SHAPE_TYPE},
@@ -348,7 +423,7 @@ def split(node):
     n = len(lengths)
     size = int(lengths[0]) if n else 0
     buffer = tensor.reshape((n, size) + tuple(np.shape(tensor)[1:]))
-    element = _merge(_shape_from_tensor(shape), (size,) + tuple(np.shape(tensor)[1:]),
-                     node.path)
+    element = _shape_from_tensor(shape)
+    _merge(element, (size,) + tuple(np.shape(tensor)[1:]), node.path)
     return TensorList(n, np.dtype(tensor.dtype), element, buffer)
   return run

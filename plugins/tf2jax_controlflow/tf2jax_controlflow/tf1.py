@@ -15,7 +15,9 @@ the topology alone, as TF's own functionalization does
    branch it runs under (a Switch port adds `pred -> port`, a Merge removes the predicate
    its inputs differ on). Merges on one predicate under one outer state form one
    `_Tf1Cond` node, whose two branch `Graph`s start at the Switches' data inputs; each
-   Merge becomes an Identity of it, keeping its name.
+   Merge becomes an Identity of it, keeping its name. `_SwitchN` (TF's lowering of Case:
+   `num_outs` ports, chosen by an int32 index, out-of-range indices taking the last) with
+   the N-input Merges closing it becomes a `_Tf1Cond` with N `branches`.
 
 The new nodes' lowerings compile their sub-graphs with `Node.compile_subgraph` (graph
 rewrites run on them too, so conds inside loop bodies are rebuilt there) and run them
@@ -35,15 +37,16 @@ import numpy as np
 from tf2jax_core import ConversionError, is_static, lowering
 from tf2jax_core.errors import GraphCycleError
 from tf2jax_core.graph import Graph, Library, Node, infer_output_dtypes
-from tf2jax_controlflow.functional import _truth, cond_runner, while_runner
+from tf2jax_controlflow.functional import _truth, case_runner, cond_runner, while_runner
 
 SWITCH = ("Switch", "RefSwitch")
+SWITCH_N = "_SwitchN"
 MERGE = ("Merge", "RefMerge")
 ENTER = ("Enter", "RefEnter")
 EXIT = ("Exit", "RefExit")
 NEXT = ("NextIteration", "RefNextIteration")
 LOOP_COND = ("LoopCond",)
-TF1_OPS = SWITCH + MERGE + ENTER + EXIT + NEXT + LOOP_COND + ("_SwitchN",)
+TF1_OPS = SWITCH + MERGE + ENTER + EXIT + NEXT + LOOP_COND + (SWITCH_N,)
 
 WHILE_OP = "_Tf1While"
 COND_OP = "_Tf1Cond"
@@ -391,13 +394,20 @@ class _States:
     if order is None:
       raise GraphCycleError(f"Graph {_where(graph)} has a cycle outside any TF1 loop frame.")
     self.pred: dict[str, tuple[str, int]] = {}
+    self.ways: dict[tuple[str, int], int] = {}  # predicate -> its number of branches
+    self.indexed: set[tuple[str, int]] = set()  # predicates that are _SwitchN indices
     self.base: dict[str, frozenset] = {}
     self.merges: dict[str, tuple] = {}  # merge -> (pred, outer state, branch per input)
     self.problems: dict[str, str] = {}
     for name in order:
       node = nodes[name]
-      if node.op in SWITCH and len(node.inputs) == 2:
-        self.pred[name] = _canonical(nodes, node.inputs[1])
+      if node.op in SWITCH + (SWITCH_N,) and len(node.inputs) == 2:
+        pred = self.pred[name] = _canonical(nodes, node.inputs[1])
+        ways = 2 if node.op in SWITCH else node.attrs.get("num_outs")
+        if self.ways.setdefault(pred, ways) != ways:
+          self.problems[name] = "its predicate also drives switches with other branches"
+        if node.op == SWITCH_N:
+          self.indexed.add(pred)
       if node.op in MERGE:
         self.base[name] = self._merge(node)
       else:
@@ -419,19 +429,25 @@ class _States:
     states = [self.of(t) for t in node.inputs]
     dicts = [_as_dict(s) for s in states]
     common = frozenset.intersection(*states) if states else frozenset()
-    if len(states) != 2 or None in dicts:
-      self.problems[node.name] = (f"it merges {len(states)} inputs" if len(states) != 2 else
+    if len(states) < 2 or None in dicts:
+      self.problems[node.name] = (f"it merges {len(states)} inputs" if len(states) < 2 else
                                   "an input runs under contradicting predicates")
       return common
-    d0, d1 = dicts
-    differ = [p for p in d0 if p in d1 and d0[p] != d1[p]]
-    if len(differ) != 1 or set(d0) != set(d1):
-      self.problems[node.name] = ("its inputs do not come from the two branches of one "
+    keys = set(dicts[0])
+    differ = [p for p in keys if len({d.get(p) for d in dicts}) > 1]
+    if len(differ) != 1 or any(set(d) != keys for d in dicts):
+      self.problems[node.name] = ("its inputs do not come from the branches of one "
                                   "Switch predicate")
       return common
     pred = differ[0]
-    outer = frozenset((p, b) for p, b in d0.items() if p != pred)
-    self.merges[node.name] = (pred, outer, (d0[pred], d1[pred]))
+    branches = tuple(d[pred] for d in dicts)
+    if sorted(branches) != list(range(self.ways.get(pred, 2))):
+      self.problems[node.name] = (f"it merges {len(states)} inputs from branches "
+                                  f"{list(branches)} of a switch with "
+                                  f"{self.ways.get(pred, 2)} branches")
+      return common
+    outer = frozenset((p, b) for p, b in dicts[0].items() if p != pred)
+    self.merges[node.name] = (pred, outer, branches)
     return outer
 
 
@@ -456,15 +472,20 @@ def _fold_conds(graph: Graph) -> None:
   for name, problem in states.problems.items():
     graph.nodes[name].attrs[PROBLEM] = problem
   for node in graph.nodes.values():
-    if node.op in SWITCH + ("_SwitchN",) and PROBLEM not in node.attrs:
+    if node.op in SWITCH + (SWITCH_N,) and PROBLEM not in node.attrs:
       node.attrs[PROBLEM] = "its outputs reach no Merge that closes a conditional"
 
 
 def _fold_cond(graph: Graph, states: _States, pred, outer: frozenset, merges: list[str]):
   nodes = graph.nodes
   where = f"the cond on {pred[0]}:{pred[1]} in graph {_where(graph)}"
-  targets = [outer | {(pred, 0)}, outer | {(pred, 1)}]
-  copied: list[dict[str, Node]] = [{}, {}]
+  ways = states.ways.get(pred, 2)
+  targets = [outer | {(pred, b)} for b in range(ways)]
+  copied: list[dict[str, Node]] = [{} for _ in range(ways)]
+
+  def under(state) -> bool:  # runs in some branch of this cond
+    return any(p == pred for p, _ in state)
+
   externals: dict[tuple[str, int], str] = {}
   outer_controls: list[str] = []
   taken = set(nodes)
@@ -488,7 +509,7 @@ def _fold_cond(graph: Graph, states: _States, pred, outer: frozenset, merges: li
           raise ConversionError(f"Branch {b} of {where} reads port {port} of {name!r}.")
         return external(nodes[name].inputs[0])
       state = states.of(t)
-      if (pred, b) not in state and (pred, 1 - b) not in state:
+      if not under(state):
         return external(t)
       if state != targets[b]:
         raise ConversionError(
@@ -509,29 +530,26 @@ def _fold_cond(graph: Graph, states: _States, pred, outer: frozenset, merges: li
         if c in nodes and states.base[c] == targets[b] and not is_boundary(c):
           controls.append(c)
           stack.append(c)
-        elif c in nodes and (pred, 0) not in states.base[c] and \
-            (pred, 1) not in states.base[c] and not is_boundary(c):
+        elif c in nodes and not under(states.base[c]) and not is_boundary(c):
           outer_controls.append(c)
       copied[b][name] = dataclasses.replace(node, inputs=inputs, control_inputs=controls,
                                             output_dtypes=None, _resolver=None)
     return out
 
-  outs = [[], []]
-  indices = []
+  outs = [[] for _ in range(ways)]
+  indices = []  # per merge: the position of each branch's value among its inputs
   for m in merges:
     node = nodes[m]
     _, _, branches = states.merges[m]
-    if branches[0] == branches[1]:
-      raise ConversionError(f"{node.op} node {node.path!r} merges two values of one branch.")
-    for i, (t, b) in enumerate(zip(node.inputs, branches)):
+    for t, b in zip(node.inputs, branches):
       outs[b].append(walk(t, b))
-    indices.append((branches.index(0), branches.index(1)))
+    indices.append(tuple(branches.index(b) for b in range(ways)))
   # Branch nodes that nothing reads (side effects) run inside their branch.
   users = _consumers(nodes)
   for n, node in nodes.items():
-    if n in copied[0] or n in copied[1] or users.get(n) or node.op in SWITCH + MERGE:
+    if any(n in c for c in copied) or users.get(n) or node.op in SWITCH + (SWITCH_N,) + MERGE:
       continue
-    for b in (0, 1):
+    for b in range(ways):
       if states.base[n] == targets[b]:
         walk((n, 0), b)
 
@@ -542,21 +560,26 @@ def _fold_cond(graph: Graph, states: _States, pred, outer: frozenset, merges: li
   out_dtypes = [nodes[m].attrs.get("T") for m in merges]
   prefix = f"{graph.name}/" if graph.name else ""
   scope = merges[0].rpartition("/")[0] or merges[0]
+  indexed = pred in states.indexed
 
   def branch_graph(b):
     g_nodes = {p.name: dataclasses.replace(p) for p in ph}
     g_nodes.update(copied[b])
-    return Graph(f"{prefix}{scope}/{('else', 'then')[b]}", g_nodes, list(in_names),
+    label = f"branch{b}" if indexed else ("else", "then")[b]
+    return Graph(f"{prefix}{scope}/{label}", g_nodes, list(in_names),
                  list(in_dtypes), outs[b], list(out_dtypes))
 
   name = _unique(nodes, f"{scope}/_tf1_cond")
   k = len(merges)
+  if indexed:  # _SwitchN: an int32 index picks one of the branches
+    branch_attrs = {"branches": [branch_graph(b) for b in range(ways)]}
+  else:
+    branch_attrs = {"then_branch": branch_graph(1), "else_branch": branch_graph(0)}
   new = Node(name, COND_OP, [pred] + ext,
              [c for c in dict.fromkeys(outer_controls)],
-             {"then_branch": branch_graph(1), "else_branch": branch_graph(0),
-              "value_index": indices,
+             {**branch_attrs, "value_index": indices,
               "Tout": tuple(out_dtypes) + (np.dtype(np.int32),) * k}, graph.name)
-  removed = set(copied[0]) | set(copied[1])
+  removed = set().union(*copied)
   merge_nodes = [nodes[m] for m in merges]
   for n in removed | set(merges):
     del nodes[n]
@@ -567,13 +590,12 @@ def _fold_cond(graph: Graph, states: _States, pred, outer: frozenset, merges: li
   # Switches on this predicate and leftovers of its branches (e.g. the `pred_id` of an
   # inner cond) that nothing reads any more go too.
   def in_branch(n):
-    state = states.base.get(n, frozenset())
-    return states.pred.get(n) == pred or (pred, 0) in state or (pred, 1) in state
+    return states.pred.get(n) == pred or under(states.base.get(n, frozenset()))
 
   while True:
     users = _consumers(nodes)
     unused = [n for n in nodes if n != name and not users.get(n) and in_branch(n)
-              and nodes[n].op in SWITCH + ("Identity", "Snapshot", "Const")]
+              and nodes[n].op in SWITCH + (SWITCH_N, "Identity", "Snapshot", "Const")]
     if not unused:
       break
     for n in unused:
@@ -582,12 +604,14 @@ def _fold_cond(graph: Graph, states: _States, pred, outer: frozenset, merges: li
   _check_no_readers(graph, removed, where)
 
 
-@lowering(COND_OP, attrs={"then_branch": None, "else_branch": None, "value_index": None,
-                          "Tout": None}, needs_context=True)
+@lowering(COND_OP, attrs={"then_branch": None, "else_branch": None, "branches": None,
+                          "value_index": None, "Tout": None}, needs_context=True)
 def tf1_cond(node):
+  indices = node.attrs["value_index"]
+  if "branches" in node.attrs:
+    return _tf1_indexed_cond(node, indices)
   run_branch = cond_runner(node.compile_subgraph(node.attrs["then_branch"]),
                            node.compile_subgraph(node.attrs["else_branch"]))
-  indices = node.attrs["value_index"]
 
   def run(ctx, pred, *args):
     outs = list(run_branch(ctx, pred, *args))
@@ -596,6 +620,24 @@ def tf1_cond(node):
       picked = [np.int32(t if bool(p) else f) for f, t in indices]
     else:
       picked = [jnp.where(p, np.int32(t), np.int32(f)) for f, t in indices]
+    return outs + picked
+  return run
+
+
+def _tf1_indexed_cond(node, indices):
+  """The cond of a _SwitchN: branch `index` runs (the last one when out of range)."""
+  branches = [node.compile_subgraph(g) for g in node.attrs["branches"]]
+  run_branch = case_runner(branches)
+  n = len(branches)
+
+  def run(ctx, index, *args):
+    outs = list(run_branch(ctx, index, *args))
+    if is_static(index):
+      b = int(index) if 0 <= int(index) < n else n - 1
+      picked = [np.int32(ix[b]) for ix in indices]
+    else:
+      b = jnp.where((index < 0) | (index >= n), n - 1, index)
+      picked = [jnp.asarray(ix, np.int32)[b] for ix in indices]
     return outs + picked
   return run
 
@@ -611,7 +653,7 @@ def _left(node, default: str):
                         f"rebuilt into a structured loop or conditional: {problem}.")
 
 
-@lowering(*SWITCH, "_SwitchN", *MERGE, attrs={"T": None, "N": None, "num_outs": None})
+@lowering(*SWITCH, SWITCH_N, *MERGE, attrs={"T": None, "N": None, "num_outs": None})
 def switch_merge(node):
   _left(node, "it is not part of a regular cond")
 
