@@ -51,6 +51,7 @@ _shift("RightShift", "right_shift")
 def population_count(node):
   def run(x):
     if is_static(x):
-      return np.bitwise_count(x).astype(np.uint8)
+      x = np.asarray(x)  # count the two's-complement bits of negative values
+      return np.bitwise_count(x.view(np.dtype(f"u{x.dtype.itemsize}"))).astype(np.uint8)
     return jax.lax.population_count(x).astype(jnp.uint8)
   return run

@@ -372,8 +372,9 @@ def pow_(x, y):
   return _pow_inexact(x, y)
 
 
-# Complex Pow is not lowered yet: its spec needs a tolerance scaled by |y log x|.
-_register("Pow", FLOAT + ("int8", "int16", "int32", "int64"), pow_)
+# Pow is not registered yet: its conformance run fails (float16 gradient at 0 ** large y,
+# int16 negative exponents, int64 overflow under jit); complex needs a tolerance scaled
+# by |y log x|.
 
 
 # x * log(y) family -------------------------------------------------------------------
@@ -432,12 +433,14 @@ LOWERINGS.append(atan2)
 for _op, _np_fn, _jnp_fn in [
     ("Tan", np.tan, jnp.tan), ("Asin", np.arcsin, jnp.arcsin),
     ("Acos", np.arccos, jnp.arccos), ("Atan", np.arctan, jnp.arctan),
-    ("Sinh", np.sinh, jnp.sinh), ("Cosh", np.cosh, jnp.cosh),
-    ("Asinh", np.arcsinh, jnp.arcsinh), ("Acosh", np.arccosh, jnp.arccosh),
+    ("Asinh", np.arcsinh, jnp.arcsinh),
     ("Atanh", np.arctanh, jnp.arctanh), ("Expm1", np.expm1, jnp.expm1),
     ("Log1p", np.log1p, jnp.log1p)]:
   _unary(_op, FLOAT + COMPLEX, _np_fn, _jnp_fn)
 
+# Not registered yet (their conformance runs fail): Sinh and Cosh (complex64/128 at large
+# real parts differ by ~12 ulps: the spec needs a tolerance scaled by |Re x|), Acosh
+# (gradient outside [1, inf): TF's dy / sinh(acosh(x)) is NaN there, JAX's is finite).
 _unary("Erf", FLOAT, sps.erf, jax.lax.erf)
 _unary("Erfc", FLOAT, sps.erfc, jax.lax.erfc)
 def _with_unary_grad(forward, derivative):

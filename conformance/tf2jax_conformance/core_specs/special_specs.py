@@ -144,13 +144,7 @@ def pow_example(dtype):
 _POW_COMPLEX = ("not lowered yet: z**w = exp(w log z) is ill-conditioned in |w log z| "
                 "(Pow(0.001j, 3) in complex64 differs by 8.4 ulps between TF and XLA); the "
                 "spec needs a tolerance scaled by it")
-SPECS.append(OpSpec("Pow", pow_example, refused_dtypes={d: _POW_COMPLEX for d in D.COMPLEX},
-                    notes=(
-    "Integer exponents mostly in [0, 69] (powers wrap), now and then negative: TF raises, "
-    "and so does the converted function when the exponent is known. " +
-    _COMPLEX_DOMAIN.format(4) + " (z**w is ill-conditioned for large |w log z|); complex "
-    "bases are nonzero: TF computes 0**w as exp(w * log(0)) in C's complex arithmetic "
-    "(NaN for 0**0, where XLA gives 1).")))
+# Pow: not registered yet (see tf2jax_core/ops/elementwise_ops.py); pow_example stays.
 
 for _op in ["Xlogy", "Xdivy", "Xlog1py"]:
   SPECS.append(OpSpec(_op, binary(1e15, nonzero_y=True),
@@ -166,16 +160,28 @@ SPECS.append(OpSpec("Atan2", atan2_example))
 
 # Trigonometric, hyperbolic and special functions --------------------------------------
 
-for _op in ["Asin", "Acos", "Atan", "Asinh", "Acosh", "Atanh", "Expm1", "Log1p"]:
+for _op in ["Asin", "Acos", "Atan", "Asinh", "Atanh", "Expm1", "Log1p"]:
   SPECS.append(OpSpec(_op, unary(), notes=_CPLX))
 # Near their poles (tan: pi/2 + k*pi) the functions are ill-conditioned; cosh/sinh overflow
 # beyond ~89 (float32) in the real part, where Eigen and XLA scale differently.
 SPECS.append(OpSpec("Tan", unary(1.5), notes=_COMPLEX_DOMAIN.format(1.5) + " (below the "
                     "first pole at pi/2)"))
-for _op in ["Sinh", "Cosh"]:
-  SPECS.append(OpSpec(_op, unary(), notes=_CPLX))
-for _op in ["Erf", "Erfc"]:
-  SPECS.append(OpSpec(_op, unary_example()))
+
+
+def _below_1e150(dtype):
+  """TF's Eigen erf of float64 values above ~1.3e154 is NaN (x * x overflows; a TF bug;
+  tf2jax gives 1): such values are clipped to +-1e150."""
+  def clip(ex):
+    x = ex.inputs["x"]
+    if dtype == "float64":
+      x = np.where(np.abs(x) > 1e150, np.sign(x) * 1e150, x).astype(x.dtype)
+    return Example({"x": x})
+  return unary_example()(dtype).map(clip)
+
+
+SPECS.append(OpSpec("Erf", _below_1e150, notes="float64 values above 1e150 are clipped: "
+                    "TF's erf of them is NaN (a TF bug; tf2jax gives +-1)."))
+SPECS.append(OpSpec("Erfc", unary_example()))
 
 
 def _abs_ulps(dtype: str, n: float) -> Tolerance:
