@@ -141,3 +141,24 @@ def test_profiles(monkeypatch):
   monkeypatch.setenv(profiles.PROFILE_ENV, "nope")
   with pytest.raises(ValueError, match="thorough"):
     profiles.settings()
+
+
+def test_a_spec_tf_always_rejects_fails():
+  """A spec whose every example TF rejects compares nothing (both sides raise), e.g. one
+  passing an attr the raw op infers: the case must fail instead of passing vacuously."""
+  from tf2jax_conformance.harness import Case, check_case
+
+  def example(dtype):  # Relu6 has no `alpha` attr: TF raises on every example
+    return cst.arrays(dtype, (2,)).map(lambda x: Example({"features": x}, {"alpha": 0.5}))
+  spec = OpSpec("Relu6", example, dtypes=("float32",), transforms=("jit",))
+  with pytest.raises(SpecError, match="TF raised on all"):
+    check_case(Case(spec, "test", "float32"), profiles.settings("ci"))
+
+
+def test_integer_outputs_are_exact_unless_the_tolerance_says_ints():
+  got, want = np.array([312, 5], np.int32), np.array([313, 5], np.int32)
+  with pytest.raises(Mismatch, match="exact"):
+    assert_same(got, want, Tolerance(rtol=0.1, atol=1))
+  assert_same(got, want, Tolerance(atol=1, ints=True))
+  with pytest.raises(Mismatch, match="beyond"):
+    assert_same(got - 1, want, Tolerance(atol=1, ints=True))

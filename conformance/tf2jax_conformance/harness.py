@@ -118,6 +118,9 @@ def check_case(case: Case, settings: hyp_settings | None = None,
   test = hyp_settings(settings)(given(data=st.data())(run))
   try:
     test()
+    if case.refused is None and result.examples and not state.tf_accepted:
+      raise SpecError(f"{spec.op} [{dtype}]: TF raised on all {result.examples} examples, "
+                      "so nothing was compared; the spec must draw inputs TF accepts.")
   except BaseException as e:
     result.status = "fail"
     failures = list(e.exceptions) if isinstance(e, BaseExceptionGroup) else [e]
@@ -154,6 +157,7 @@ class _CaseState:
   x64_every_example: bool = True
   x64_checked: bool = False
   failed: bool = False
+  tf_accepted: int = 0  # examples TF ran without error
 
 
 def run_example(spec: OpSpec, dtype: str, example: Example, draw: Callable,
@@ -387,6 +391,8 @@ class _Run:
       self._expect_error("eager", tf_error, conv_error,
                          lambda: self.call(jax_fn, params, self.args))
       return {"eager"}
+    if self.state is not None:
+      self.state.tf_accepted += 1
     if conv_error is not None:
       self.fail("eager", f"conversion failed where TF succeeds: {_err(conv_error)}")
     ops = self.graph_ops(fn, tf_specs)

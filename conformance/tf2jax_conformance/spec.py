@@ -34,10 +34,12 @@ class SpecError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Tolerance:
-  """`|jax - tf| <= atol + rtol * |tf|` elementwise, on finite values."""
+  """`|jax - tf| <= atol + rtol * |tf|` elementwise, on finite values. Integer outputs
+  are compared exactly unless `ints` is set."""
 
   rtol: float = 0.0
   atol: float = 0.0
+  ints: bool = False
 
   def __str__(self) -> str:
     return f"rtol={self.rtol:g}, atol={self.atol:g}"
