@@ -446,6 +446,28 @@ def test_threefry_and_bad_inputs_are_refused():
       jf(np.array([1, 2], np.int32))
 
 
+
+def test_host_samplers_raise_where_tf_never_returns():
+  """TF's Poisson kernel loops for ever on a NaN rate; the converted function raises a
+  clear error (at conversion time for static rates, at call time under jit)."""
+  f = tf.function(lambda lam: tf.random.stateless_poisson([3], [1, 2], lam, dtype=tf.int32))
+  lam = np.array(np.nan, np.float32)
+  jf = tf2jax.convert_functional(f, tf.TensorSpec([], tf.float32))
+  with pytest.raises(Exception, match="Poisson rate is NaN"):
+    np.asarray(jax.jit(jf)(lam))
+  jf = tf2jax.convert_functional(f, tf.TensorSpec([], tf.float32))
+  ok = np.asarray(jax.jit(jf)(np.float32(3.0)))
+  np.testing.assert_array_equal(ok, f(np.float32(3.0)).numpy())
+
+
+def test_host_sampler_shape_must_end_with_param_shape():
+  f = tf.function(lambda a: tf.raw_ops.StatelessRandomGammaV2(shape=[3, 2], seed=[1, 2],
+                                                               alpha=a))
+  jf = tf2jax.convert_functional(f, tf.TensorSpec([3], tf.float32))
+  with pytest.raises(tf2jax.NodeExecutionError, match=r"must end with the alpha shape \[3\]"):
+    jf(np.ones(3, np.float32))
+
+
 # tf.random.Generator ----------------------------------------------------------------------
 
 

@@ -23,7 +23,8 @@ import numpy as np
 from tf2jax_core import FLOAT, ConversionError, VariableRef, is_static, lowering
 from tf2jax_random import distributions as dist
 from tf2jax_random.philox import join64, split64, tf_skip, x64_error
-from tf2jax_random.stateless import AUTO_SELECT, PHILOX, THREEFRY, check_int_range, static_shape
+from tf2jax_random.stateless import (AUTO_SELECT, PHILOX, THREEFRY, binomial_sample,
+                                     check_int_range, static_shape)
 
 _FULL_INTS = ("int32", "int64", "uint32", "uint64")
 
@@ -142,3 +143,26 @@ stateful_truncated = _stateful("StatefulTruncatedNormal", FLOAT,
 stateful_full_int = _stateful("StatefulUniformFullInt", _FULL_INTS,
                               lambda node, k, c, s, d: dist.full_int(k, c, s, d))
 stateful_uniform_int = _stateful("StatefulUniformInt", ("int32", "int64"), _uniform_int)
+
+
+@lowering("StatefulRandomBinomial", attrs={"S": ("int32", "int64"),
+                                           "T": ("float16", "float32", "float64"),
+                                           "dtype": ("float16", "float32", "float64", "int32",
+                                                     "int64")},
+          static_inputs=(1, 2), needs_context=True)
+def stateful_random_binomial(node):
+  """The stateless binomial sampler from the old state; the counter then skips
+  256 * (num_batches * 2 * 100 * (samples_per_batch + 3) / 4), TF's reservation."""
+  def run(ctx, handle, algorithm, shape, counts, probs):
+    _check_alg(node, algorithm)
+    shape = static_shape(node, shape)
+    ref, state = _read_state(ctx, node, handle)
+    key, counter = _words(state)
+    out = binomial_sample(node, key, counter, shape, counts, probs)
+    batch = np.broadcast_shapes(tuple(counts.shape), tuple(probs.shape))
+    num_batches = math.prod(batch)
+    per_batch = math.prod(shape[:len(shape) - len(batch)])
+    delta = num_batches * 2 * 100 * (per_batch + 3) // 4
+    _skip(ctx, ref, state, np.asarray(delta, np.uint64))
+    return out
+  return run

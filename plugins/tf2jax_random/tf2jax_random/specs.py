@@ -485,5 +485,244 @@ def _rng_specs() -> list[OpSpec]:
   ]
 
 
+# Host samplers: gamma, Poisson, binomial, multinomial, shuffle -------------------------
+
+
+_HOST_NOTES = (" Computed like TF's kernel in double with libm (log, log1p, exp, pow, lgamma, "
+               "sincos) on the host: a pure_callback under jit and vmap.")
+
+
+def _sample_dims():
+  return cst.shapes(max_dims=2, min_side=0, max_side=4, max_size=12)
+
+
+def _param_arrays(values, dtype, max_size=6):
+  """Parameter arrays (0-2 dims) whose elements come from `values` (edge cases)."""
+  npd = D.np_dtype(dtype)
+  return cst.shapes(max_dims=2, min_side=1, max_side=3, max_size=max_size).flatmap(
+      lambda shape: st.lists(values, min_size=int(np.prod(shape)),
+                             max_size=int(np.prod(shape))).map(
+          lambda xs: np.array(xs, np.float64).astype(npd).reshape(shape)))
+
+
+_ALPHAS = st.one_of(
+    st.sampled_from([1.0, 0.5, 0.05, 0.3, 0.9, 1.5, 2.5, 7.0, 30.0, 1e-3, 0.0, -0.3, -1.0,
+                     np.nan]),
+    st.floats(0.01, 50.0))
+
+
+def _gamma_example(op):
+  def example(dtype):
+    def make(t):
+      dims, alpha, seed_or_kc, alg, shape_dtype = t
+      inputs = {"shape": _shape_array(tuple(dims) + alpha.shape, shape_dtype)}
+      if op == "StatelessRandomGammaV2":
+        inputs["seed"] = seed_or_kc
+      else:
+        inputs["key"], inputs["counter"] = seed_or_kc
+        inputs["alg"] = np.array(alg, np.int32)
+      inputs["alpha"] = alpha
+      return Example(inputs)
+    keys = _seeds() if op == "StatelessRandomGammaV2" else _key_counters()
+    return st.tuples(_sample_dims(), _param_arrays(_ALPHAS, dtype), keys,
+                     st.sampled_from([1, 3]), st.sampled_from(INDEX_DTYPES)).map(make)
+  return example
+
+
+_RATES = st.one_of(st.sampled_from([0.0, 0.5, 3.0, 9.99, 10.0, 12.0, 25.0, 150.0, 1e4, -1.0,
+                                    np.inf]),
+                   st.floats(0.0, 200.0))
+_INT_RATES = st.sampled_from([0, 1, 3, 9, 10, 12, 25, 150, 10000, -1])
+
+
+def _poisson_v1_example(dtype):
+  def make(t):
+    dims, rate, seed, shape_dtype = t
+    return Example({"shape": _shape_array(tuple(dims) + rate.shape, shape_dtype),
+                    "seed": seed, "lam": rate}, {"dtype": dtype})
+  rate = st.sampled_from(["float16", "float32", "float64", "int32", "int64"]).flatmap(
+      lambda r: _param_arrays(_INT_RATES if r.startswith("int") else _RATES, r))
+  return st.tuples(_sample_dims(), rate, _seeds(), st.sampled_from(INDEX_DTYPES)).map(make)
+
+
+_COUNTS = st.one_of(st.sampled_from([0.0, 1.0, 5.0, 20.0, 50.0, 100.0, 1000.0, -3.0, 37.0]),
+                    st.floats(0.0, 2000.0).map(round))
+_PROBS_EDGE = st.one_of(st.sampled_from([0.0, 1.0, 0.5, 0.3, 0.7, 0.01, 0.99, 0.05, 0.95,
+                                         -0.1, 1.2]),
+                        st.floats(0.0, 1.0))
+
+
+def _binomial_example(op):
+  def example(dtype):
+    def make(t):
+      dims, counts, probs, t_dtype, seed, shape_dtype, extra = t
+      batch = np.broadcast_shapes(counts.shape, probs.shape)
+      inputs = {"shape": _shape_array(tuple(dims) + batch, shape_dtype)}
+      if op == "StatelessRandomBinomial":
+        inputs["seed"] = seed
+      inputs["counts"], inputs["probs"] = counts, probs
+      attrs = {"dtype": dtype}
+      if op == "StatefulRandomBinomial":
+        # The generator's int64 state needs x64 under jit: a 64-bit dtype among the
+        # attrs makes the harness run with it (the build passes only `dtype` to TF).
+        attrs["state_dtype"] = "int64"
+      return Example(inputs, attrs, extra)
+    # Broadcastable counts and probs: one of them may drop or squeeze dimensions.
+    shapes = cst.shapes(max_dims=2, min_side=1, max_side=3, max_size=6).flatmap(
+        lambda s: st.tuples(st.just(s), st.sampled_from(
+            [s, s[1:], tuple(1 if i == 0 else d for i, d in enumerate(s))])))
+    # No NaN probabilities: TF leaves integer outputs uninitialized for them.
+    def arrays(t):
+      (cs, ps), t_dtype = t
+      npd = D.np_dtype(t_dtype)
+      return st.tuples(
+          st.lists(_COUNTS, min_size=int(np.prod(cs)), max_size=int(np.prod(cs))).map(
+              lambda xs: np.array(xs, np.float64).astype(npd).reshape(cs)),
+          st.lists(_PROBS_EDGE, min_size=int(np.prod(ps)), max_size=int(np.prod(ps))).map(
+              lambda xs: np.array(xs, np.float64).astype(npd).reshape(ps)),
+          st.just(t_dtype))
+    params = st.tuples(shapes, st.sampled_from(["float16", "float32", "float64"])).flatmap(
+        arrays)
+    stateful = op == "StatefulRandomBinomial"
+    state = _generator_state() if stateful else st.none()
+    # TF's StatefulRandomBinomial aborts the process for an int64 shape (S = int64).
+    shape_dtypes = st.just("int32") if stateful else st.sampled_from(INDEX_DTYPES)
+    return st.tuples(_sample_dims(), params, _seeds(), shape_dtypes, state).map(lambda t: make((t[0], t[1][0], t[1][1], t[1][2], t[2], t[3],
+                                                {"state": t[4]})))
+  return example
+
+
+def _stateful_binomial_build(example):
+  import tensorflow as tf
+  from tensorflow.python.ops import resource_variable_ops
+  counter0, counter1, key = example.extra["state"]
+  g = tf.random.Generator.from_key_counter(key, [counter0, counter1], "philox")
+  dtype = tf.as_dtype(D.np_dtype(example.attrs["dtype"]))
+
+  def body(counts, probs):
+    resource_variable_ops.variable_accessed(g.state)
+    out = tf.raw_ops.StatefulRandomBinomial(
+        resource=g.state.handle, algorithm=tf.constant(1, tf.int64),
+        shape=tf.constant(example.inputs["shape"]), counts=counts, probs=probs, dtype=dtype)
+    return out
+  return body
+
+
+_LOGITS = st.one_of(st.sampled_from([0.0, -np.inf, np.nan, np.inf, 30.0, -30.0]),
+                    st.floats(-5.0, 5.0))
+
+
+def _multinomial_v1_example(dtype):
+  def make(t):
+    logits, n, seed, out_dtype = t
+    return Example({"logits": logits, "num_samples": np.array(n, np.int32), "seed": seed},
+                   {"output_dtype": out_dtype})
+  logits = st.tuples(st.integers(0, 4), st.integers(1, 6)).flatmap(
+      lambda bc: st.lists(st.one_of(st.floats(-5.0, 5.0), _LOGITS), min_size=bc[0] * bc[1],
+                          max_size=bc[0] * bc[1]).map(
+          lambda xs: np.array(xs, np.float64).astype(D.np_dtype(dtype)).reshape(bc)))
+  return st.tuples(logits, st.integers(0, 20), _seeds(),
+                   st.sampled_from(INDEX_DTYPES)).map(make)
+
+
+def _shuffle_v2_example(dtype):
+  def make(t):
+    value, (key, counter), alg = t
+    return Example({"value": value, "key": key, "counter": counter,
+                    "alg": np.array(alg, np.int32)})
+  values = st.one_of(cst.shapes(max_dims=3, max_side=6, max_size=48),
+                     st.sampled_from([(40,), (0, 3), (1, 5)])).flatmap(
+      lambda shape: cst.arrays(dtype, shape))
+  return st.tuples(values, _key_counters(), st.sampled_from([1, 3])).map(make)
+
+
+# (mean, stddev, minval, maxval) covering TF's three samplers: normal rejection (a bound
+# 1.3 stddevs out on the mean's side), uniform rejection (narrow intervals) and
+# exponential rejection (one bound far out), one-sided and mirrored intervals.
+_PTN_PARAMS = [(0.0, 1.0, -10.0, 10.0), (0.0, 1.0, 0.5, 0.9), (0.0, 1.0, 2.0, 3.0),
+               (1.0, 2.0, -1.0, 4.0), (0.0, 1.0, 3.0, np.inf), (0.0, 1.0, -np.inf, -3.0),
+               (5.0, 0.5, -1.0, 4.0), (-2.0, 3.0, -2.5, -1.5), (0.0, 1.0, -0.2, 0.3),
+               (0.0, 1.0, -np.inf, 0.1), (1.0, 0.1, 1.0, 1.05)]
+
+
+def _ptn_v1_example(dtype):
+  """Each batch member gets one of `_PTN_PARAMS`; when they all get the same one, the
+  stddevs and bounds are scalars broadcast against the means."""
+  npd = D.np_dtype(dtype)
+
+  def make(t):
+    dims, batch, rows, seed, shape_dtype = t
+    table = np.array([_PTN_PARAMS[i] for i in rows], np.float64).reshape(batch + (4,))
+    shared = len(set(rows)) == 1
+    inputs = {"shape": _shape_array(tuple(dims) + batch, shape_dtype), "seed": seed}
+    for j, name in enumerate(["means", "stddevs", "minvals", "maxvals"]):
+      column = table[..., j]
+      if shared and j > 0:
+        column = column.reshape(-1)[0]
+      inputs[name] = np.asarray(column).astype(npd)
+    return Example(inputs)
+  batch = st.sampled_from([(), (1,), (3,), (2, 2)])
+  return st.tuples(_sample_dims(), batch).flatmap(lambda db: st.tuples(
+      st.just(db[0]), st.just(db[1]),
+      st.lists(st.integers(0, len(_PTN_PARAMS) - 1), min_size=int(np.prod(db[1])),
+               max_size=int(np.prod(db[1]))),
+      _seeds(), st.sampled_from(INDEX_DTYPES))).map(make)
+
+
+def _host_specs() -> list[OpSpec]:
+  return [
+      OpSpec("StatelessRandomGammaV2", _gamma_example("StatelessRandomGammaV2"),
+             dtype_attr="dtype", static_inputs=("shape",), transforms=STATELESS_TRANSFORMS,
+             tolerance=_exact,
+             notes="Bit-exact. " + _SEED_NOTES + " Alphas below, at and above 1, tiny, 0, "
+                   "negative and NaN; shape = sample dims + alpha's shape. No gradient "
+                   "w.r.t. alpha yet (TF has one, through RandomGammaGrad)." + _HOST_NOTES),
+      OpSpec("StatelessRandomGammaV3", _gamma_example("StatelessRandomGammaV3"),
+             dtype_attr="dtype", static_inputs=("shape", "alg"),
+             transforms=STATELESS_TRANSFORMS, tolerance=_exact,
+             notes="Bit-exact over uint64 keys and counters (whole range), algorithm 1 or "
+                   "3. No gradient w.r.t. alpha yet." + _HOST_NOTES),
+      OpSpec("StatelessRandomPoisson", _poisson_v1_example, dtype_attr="dtype",
+             static_inputs=("shape",), transforms=STATELESS_TRANSFORMS, tolerance=_exact,
+             notes="Bit-exact. Rates of every Rtype: 0, negative, below and above 10 "
+                   "(Knuth / Hormann), 1e4 and +inf; NaN rates are left out (TF's kernel "
+                   "never returns for them; tf2jax raises)." + _HOST_NOTES),
+      OpSpec("StatelessRandomBinomial", _binomial_example("StatelessRandomBinomial"),
+             dtype_attr="dtype", static_inputs=("shape",), transforms=STATELESS_TRANSFORMS,
+             tolerance=_exact,
+             notes="Bit-exact. Counts (0, negative, up to 2000) and probabilities (0, 1, "
+                   "0.5, out of [0, 1]) of every T, broadcast together, both samplers "
+                   "(inversion and BTRS) on both sides of 0.5. NaN probabilities are left "
+                   "out: TF leaves integer outputs uninitialized for them." + _HOST_NOTES),
+      OpSpec("StatefulRandomBinomial", _binomial_example("StatefulRandomBinomial"),
+             dtype_attr="dtype", build=_stateful_binomial_build, variables=True,
+             static_inputs=("shape",),
+             transforms=("jit",), tolerance=_exact,
+             notes="Bit-exact numbers and state: the stateless sampler from the old state, "
+                   "then the counter skips 256 * (num_batches * 200 * (samples_per_batch + "
+                   "3) / 4), as TF's kernel reserves."),
+      OpSpec("StatelessMultinomial", _multinomial_v1_example, static_inputs=("num_samples",),
+             transforms=STATELESS_TRANSFORMS, tolerance=_exact,
+             notes="Bit-exact for batches TF samples on one thread (these). Logits with "
+                   "-inf, +inf and NaN (left out of the distribution, as TF does; a row "
+                   "with none finite gives num_classes). TF shards large batches by its "
+                   "thread count, so its own results then differ between machines; "
+                   "tf2jax gives its one-thread result." + _HOST_NOTES),
+      OpSpec("StatelessParameterizedTruncatedNormal", _ptn_v1_example, dtype_attr="dtype",
+             static_inputs=("shape",), transforms=STATELESS_TRANSFORMS, tolerance=_exact,
+             notes="Bit-exact, in T arithmetic with glibc's logf/expf (float, half) or "
+                   "log/exp (double): parameter sets for each of TF's three samplers "
+                   "(normal, uniform and exponential rejection), scalar or per batch "
+                   "member. Outputs stay below the size at which TF shards the work by "
+                   "its thread count (its results then depend on the machine; tf2jax "
+                   "gives the one-thread result)." + _HOST_NOTES),
+      OpSpec("StatelessShuffle", _shuffle_v2_example, skip_dtypes={},
+             static_inputs=("alg",), transforms=STATELESS_TRANSFORMS, tolerance=_exact,
+             notes="Bit-exact: TF's forward Fisher-Yates, word % (n - i) from the "
+                   "sequential Philox stream of the key and counter, drawn on the host; "
+                   "rows are gathered in JAX."),
+  ]
+
+
 def specs() -> list[OpSpec]:
-  return _stateless_specs() + _generator_specs() + _rng_specs()
+  return _stateless_specs() + _generator_specs() + _rng_specs() + _host_specs()

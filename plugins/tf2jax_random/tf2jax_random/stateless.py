@@ -7,13 +7,18 @@ The seed (V1 ops) or key/counter (V2 ops) may be static or computed at call time
 
 from __future__ import annotations
 
+import functools
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from tf2jax_core import FLOAT, is_static, lowering
+from tf2jax_core import FLOAT, NUMBER, is_static, lowering
 from tf2jax_random import distributions as dist
-from tf2jax_random.philox import key_counter_tensors, scramble, words_of_key_counter
+from tf2jax_random import host_samplers as host
+from tf2jax_random.philox import (key_counter_tensors, scramble, words_of_key_counter,
+                                  x64_enabled, x64_error)
 
 PHILOX, THREEFRY, AUTO_SELECT = 1, 2, 3
 _SHAPE_T = ("int32", "int64")
@@ -155,3 +160,182 @@ uniform_int_v1 = _v1("StatelessRandomUniformInt", _INTS, _uniform_int)
 # The op allows uint32/uint64 seeds, but TF's kernel refuses them at run time
 # ("Invalid seed type"), so the lowering does too (at conversion time).
 full_int_v1 = _v1("StatelessRandomUniformFullInt", _FULL_INTS, _full_int)
+
+
+# Samplers run on the host (host_samplers.py): gamma, Poisson, binomial, multinomial,
+# shuffle -----------------------------------------------------------------------------------
+
+
+def _host(node, fn, shape, dtype, *args):
+  traced = not all(is_static(a) for a in jax.tree_util.tree_leaves(args))
+  if traced and np.dtype(dtype).itemsize == 8 and not x64_enabled():
+    raise x64_error(f"{node.op} node {node.path!r} must produce a {np.dtype(dtype).name} "
+                    "tensor from values known only at call time")
+  return host.on_host(fn, shape, dtype, *args)
+
+
+def _ends_with(node, shape, param_shape, what) -> None:
+  param_shape = tuple(param_shape)
+  if len(param_shape) > len(shape) or tuple(shape[len(shape) - len(param_shape):]) \
+      != param_shape:
+    raise ValueError(f"{node.op} node {node.path!r}: shape {list(shape)} must end with the "
+                     f"{what} shape {list(param_shape)} (TF: 'Shape passed in must end with "
+                     "broadcasted shape').")
+
+
+def _gamma(node, key, counter, shape, alpha):
+  dtype = node.attrs["dtype"]
+  _ends_with(node, shape, alpha.shape, "alpha")
+  return _host(node, functools.partial(_gamma_host, shape=shape, dtype=dtype), shape, dtype,
+               key, counter, alpha)
+
+
+def _gamma_host(key, counter, alpha, *, shape, dtype):
+  return host.gamma(key, counter, shape, alpha, dtype)
+
+
+@lowering("StatelessRandomGammaV2", attrs={"dtype": FLOAT, "T": _SHAPE_T, "Tseed": _SEED_T},
+          static_inputs=(0,))
+def gamma_v2(node):
+  def run(shape, seed, alpha):
+    key, counter = _seed_key_counter(node, seed)
+    return _gamma(node, key, counter, static_shape(node, shape), alpha)
+  return run
+
+
+@lowering("StatelessRandomGammaV3", attrs={"dtype": FLOAT, "shape_dtype": _SHAPE_T},
+          static_inputs=(0, 3))
+def gamma_v3(node):
+  def run(shape, key, counter, alg, alpha):
+    _check_alg(node, alg)
+    k, c = words_of_key_counter(f"{node.op} node {node.path!r}", key, counter)
+    return _gamma(node, k, c, static_shape(node, shape), alpha)
+  return run
+
+
+_POISSON_T = ("float16", "float32", "float64", "int32", "int64")
+
+
+@lowering("StatelessRandomPoisson", attrs={"Rtype": _POISSON_T, "dtype": _POISSON_T,
+                                           "T": _SHAPE_T, "Tseed": _SEED_T},
+          static_inputs=(0,))
+def poisson(node):
+  dtype = node.attrs["dtype"]
+
+  def run(shape, seed, rate):
+    shape = static_shape(node, shape)
+    _ends_with(node, shape, rate.shape, "rate")
+    key, counter = _seed_key_counter(node, seed)
+    return _host(node, functools.partial(_poisson_host, shape=shape, dtype=dtype), shape,
+                 dtype, key, counter, rate)
+  return run
+
+
+def _poisson_host(key, counter, rate, *, shape, dtype):
+  return host.poisson(key, counter, shape, rate, dtype)
+
+
+def binomial_sample(node, key, counter, shape, counts, probs):
+  """The samples of Stateless/StatefulRandomBinomial (counts and probs broadcast together
+  to the trailing dims of `shape`)."""
+  dtype = node.attrs["dtype"]
+  try:
+    batch = np.broadcast_shapes(tuple(counts.shape), tuple(probs.shape))
+  except ValueError:
+    raise ValueError(f"{node.op} node {node.path!r}: counts of shape {list(counts.shape)} and "
+                     f"probs of shape {list(probs.shape)} do not broadcast") from None
+  _ends_with(node, shape, batch, "broadcast counts/probs")
+  xp = np if is_static(counts, probs) else jnp
+  counts, probs = xp.broadcast_to(counts, batch), xp.broadcast_to(probs, batch)
+  return _host(node, functools.partial(_binomial_host, shape=shape, dtype=dtype), shape,
+               dtype, key, counter, counts, probs)
+
+
+def _binomial_host(key, counter, counts, probs, *, shape, dtype):
+  return host.binomial(key, counter, shape, counts, probs, dtype)
+
+
+_BINOMIAL_OUT = ("float16", "float32", "float64", "int32", "int64")
+_BINOMIAL_T = ("float16", "float32", "float64")
+
+
+@lowering("StatelessRandomBinomial", attrs={"dtype": _BINOMIAL_OUT, "T": _BINOMIAL_T,
+                                            "S": _SHAPE_T, "Tseed": _SEED_T},
+          static_inputs=(0,))
+def binomial(node):
+  def run(shape, seed, counts, probs):
+    key, counter = _seed_key_counter(node, seed)
+    return binomial_sample(node, key, counter, static_shape(node, shape), counts, probs)
+  return run
+
+
+@lowering("StatelessMultinomial", attrs={"T": FLOAT, "output_dtype": ("int32", "int64"),
+                                         "Tseed": _SEED_T}, static_inputs=(1,))
+def multinomial(node):
+  """Sequential over rows, as TF's kernel on one thread. TF splits large batches (batch x
+  50 x (num_samples log2(classes) + classes) above about 1e5) into shards that restart
+  the Philox stream at thread-count-dependent rows: its own result then differs between
+  machines; this one equals TF's with one intra-op thread."""
+  dtype = node.attrs["output_dtype"]
+
+  def run(logits, num_samples, seed):
+    if len(logits.shape) != 2:
+      raise ValueError(f"{node.op} node {node.path!r}: logits should be a matrix, got shape "
+                       f"{list(logits.shape)}")
+    n = int(np.asarray(num_samples))
+    if n < 0:
+      raise ValueError(f"{node.op} node {node.path!r}: num_samples should be non-negative, "
+                       f"got {n}")
+    batch, classes = logits.shape
+    if classes == 0:
+      raise ValueError(f"{node.op} node {node.path!r}: num_classes should be positive, got 0")
+    key, counter = _seed_key_counter(node, seed)
+    if batch * n == 0:
+      return np.zeros((batch, n), dtype)
+    return _host(node, functools.partial(host.multinomial, num_samples=n, dtype=dtype),
+                 (batch, n), dtype, key, counter, logits)
+  return run
+
+
+@lowering("StatelessShuffle", attrs={"T": NUMBER + ("bool",)}, static_inputs=(3,))
+def shuffle(node):
+  """Shuffles along axis 0 with TF's permutation (drawn on the host from key and counter);
+  the values stay in JAX."""
+  def run(value, key, counter, alg):
+    _check_alg(node, alg)
+    k, c = words_of_key_counter(f"{node.op} node {node.path!r}", key, counter)
+    if len(value.shape) == 0 or value.shape[0] <= 1 or math.prod(value.shape) == 0:
+      return value
+    size = value.shape[0]
+    perm = host.on_host(functools.partial(host.shuffle_permutation, size=size), (size,),
+                        np.int32 if size < 2**31 else np.int64, k, c)
+    xp = np if is_static(value, perm) else jnp
+    return xp.take(value, perm.astype(np.int32) if xp is np else perm, axis=0)
+  return run
+
+
+@lowering("StatelessParameterizedTruncatedNormal",
+          attrs={"dtype": ("float16", "float32", "float64"), "S": _SHAPE_T,
+                 "Tseed": _SEED_T}, static_inputs=(0,))
+def parameterized_truncated_normal(node):
+  """Parameters broadcast together to the trailing dims of `shape`; sequential over batch
+  members, as TF on one thread (TF shards outputs above roughly a thousand by its thread
+  count, which makes its own result machine-dependent)."""
+  dtype = node.attrs["dtype"]
+
+  def run(shape, seed, means, stddevs, minvals, maxvals):
+    shape = static_shape(node, shape)
+    params = (means, stddevs, minvals, maxvals)
+    try:
+      batch = np.broadcast_shapes(*(tuple(p.shape) for p in params))
+    except ValueError:
+      raise ValueError(f"{node.op} node {node.path!r}: means, stddevs, minvals and maxvals "
+                       f"of shapes {[list(p.shape) for p in params]} do not broadcast") \
+          from None
+    _ends_with(node, shape, batch, "broadcast parameter")
+    xp = np if is_static(*params) else jnp
+    params = [xp.broadcast_to(p, batch) for p in params]
+    key, counter = _seed_key_counter(node, seed)
+    return _host(node, functools.partial(host.parameterized_truncated_normal, shape=shape),
+                 shape, dtype, key, counter, *params)
+  return run
