@@ -51,6 +51,23 @@ def identity_n(node):
   return lambda *xs: list(xs)
 
 
+@lowering("EnsureShape", attrs={"T": None, "shape": None})
+def ensure_shape(node):
+  """Shapes are static in JAX: checked when the function is traced (or called op by op),
+  with TF's message; the value passes through."""
+  expected = node.attrs["shape"]
+
+  def run(x):
+    shape = tuple(np.shape(x))
+    if expected is not None and (len(expected) != len(shape) or any(
+        e is not None and e != d for e, d in zip(expected, shape))):
+      want = [-1 if e is None else e for e in expected]
+      raise ValueError(f"EnsureShape node {node.path!r}: shape of tensor {list(shape)} is not "
+                       f"compatible with expected shape {want}.")
+    return x
+  return run
+
+
 @lowering("NoOp")
 def no_op(node):
   return lambda *_: None

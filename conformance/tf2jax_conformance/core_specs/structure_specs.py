@@ -51,6 +51,28 @@ def _placeholder_with_default_body(example):
   return lambda x: tf.raw_ops.PlaceholderWithDefault(input=x, shape=shape)
 
 
+def ensure_shape_example(dtype):
+  """An expected shape compatible with the input (dims kept or unknown), or now and then
+  not (a dim changed, or a rank added). No unknown rank: TF's shape function rejects it
+  when the op is traced into a graph."""
+  def for_input(x):
+    dims = st.lists(st.booleans(), min_size=x.ndim, max_size=x.ndim).map(
+        lambda known: [d if k else None for d, k in zip(x.shape, known)])
+    wrong = st.one_of(
+        st.just(list(x.shape) + [1]),
+        st.integers(0, max(x.ndim - 1, 0)).map(
+            lambda i: [d + 1 if j == i else d for j, d in enumerate(x.shape)] or [2]))
+    shape = st.one_of(dims, dims, dims, wrong)
+    return shape.map(lambda s: Example({"input": x}, extra={"shape": s}))
+  return cst.arrays(dtype, cst.shapes()).flatmap(for_input)
+
+
+def _ensure_shape_body(example):
+  tf = _tf()
+  shape = tf.TensorShape(example.extra["shape"])
+  return lambda x: tf.raw_ops.EnsureShape(input=x, shape=shape)
+
+
 def const_example(dtype):
   return cst.arrays(dtype, cst.shapes()).map(lambda v: Example({}, extra={"value": v}))
 
@@ -171,6 +193,9 @@ SPECS = [
            build=_identity_body),
     OpSpec("PlaceholderWithDefault", placeholder_with_default_example, dtype_attr="dtype",
            dtypes=D.ALL, build=_placeholder_with_default_body),
+    OpSpec("EnsureShape", ensure_shape_example, dtypes=D.ALL, build=_ensure_shape_body,
+           notes="Compatible expected shapes (known and unknown dims) pass the "
+                 "value through; incompatible ones raise in TF and in the conversion."),
     OpSpec("Const", const_example, dtype_attr="dtype", dtypes=CONST_DTYPES,
            skip_dtypes=_NO_CONST, build=_const_body, transforms=("jit", "x64")),
     OpSpec("Identity", input_example(), dtypes=D.ALL),
