@@ -2,7 +2,7 @@
 
 from tf2jax_core import hookimpl
 
-from tf2jax_xla import call_module, slicing
+from tf2jax_xla import call_module, dot_conv, misc, slicing, sort
 
 TF2JAX_PLUGIN_API = 1
 
@@ -11,10 +11,13 @@ TF2JAX_PLUGIN_API = 1
 def tf2jax_register_ops(registry):
   registry.add_module(slicing)
   registry.add_module(call_module)
+  registry.add_module(dot_conv)
+  registry.add_module(misc)
+  registry.add_module(sort)
 
 
 @hookimpl
 def tf2jax_conformance_specs():
   # tf2jax-conformance is a test dependency: import the specs only when they are asked for.
-  from tf2jax_xla import specs
-  return specs.specs()
+  from tf2jax_xla import specs, xla_op_specs
+  return specs.specs() + xla_op_specs.specs()
