@@ -152,7 +152,8 @@ def test_a_spec_tf_always_rejects_fails():
     return cst.arrays(dtype, (2,)).map(lambda x: Example({"features": x}, {"alpha": 0.5}))
   spec = OpSpec("Relu6", example, dtypes=("float32",), transforms=("jit",))
   with pytest.raises(SpecError, match="TF raised on all"):
-    check_case(Case(spec, "test", "float32"), profiles.settings("ci"))
+    check_case(Case(spec, "test", "float32"), settings(profiles.settings("ci"),
+                                                       max_examples=3))
 
 
 def test_integer_outputs_are_exact_unless_the_tolerance_says_ints():

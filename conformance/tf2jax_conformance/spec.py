@@ -157,6 +157,9 @@ class OpSpec:
     constants), which the harness converts with `tf2jax.convert_graph_def`; TF's
     gradients are `tf.gradients` run by the Session.
   contains: op types the traced graph must contain (default: `op`).
+  tf_rejects_all: every example is one TF rejects on purpose (ops that no graph TF runs
+    can hold): the case checks that the conversion refuses them too. Otherwise a case
+    of 3 or more examples that TF all rejects fails: it compared nothing.
   notes: anything a reader of the report should know.
   """
 
@@ -185,6 +188,7 @@ class OpSpec:
   rewrite: Callable[[Any, Example], None] | None = None
   tf1_graph: bool = False
   contains: tuple[str, ...] | None = None
+  tf_rejects_all: bool = False
   notes: str = ""
 
   def __post_init__(self):

@@ -51,7 +51,7 @@ def reduction_axes(draw, rank: int):
   """(axes as the static input, whether TF accepts them). Mostly valid axes (a scalar
   when there is exactly one, sometimes as a scalar even then not); 1 in 12 invalid."""
   idx = D.np_dtype(draw(cst.index_dtypes()))
-  if draw(st.integers(0, 11)) == 0:
+  if draw(st.integers(0, 11)) == 6:  # not 0: hypothesis draws 0 first
     if rank > 0 and draw(st.booleans()):
       a = draw(st.integers(0, rank - 1))
       return np.asarray([a, a - rank], idx), False  # the same dimension twice

@@ -397,5 +397,6 @@ def specs() -> list[OpSpec]:
              dtypes=("float32",), **common),
   ]
   out += [OpSpec(op, _ref_example, build=_ref_build, contains=ref_ops, notes=_REF_NOTES,
+                 tf_rejects_all=True,
                  dtypes=("float32",), transforms=(), **common) for op in ref_ops]
   return out

@@ -65,7 +65,8 @@ def _example(v3: bool):
       images = draw(_values(dtype, (b, h, w, c)))
       rows = 1 if draw(st.booleans()) else b
       transforms = np.array([draw(_transforms(h, w)) for _ in range(rows)], np.float32)
-      out_shape = np.array([draw(st.integers(0, 7)), draw(st.integers(0, 7))], np.int32)
+      side = st.one_of(st.integers(1, 7), st.just(0))  # 0: TF rejects it
+      out_shape = np.array([draw(side), draw(side)], np.int32)
       attrs = {"interpolation": draw(st.sampled_from(["NEAREST", "BILINEAR"])),
                "fill_mode": draw(st.sampled_from(["CONSTANT", "REFLECT", "WRAP", "NEAREST"]))}
       inputs = {"images": images, "transforms": transforms, "output_shape": out_shape}

@@ -511,7 +511,7 @@ _ALPHAS = st.one_of(
     st.floats(0.01, 50.0))
 
 
-def _gamma_example(op):
+def _stateless_gamma_example(op):
   def example(dtype):
     def make(t):
       dims, alpha, seed_or_kc, alg, shape_dtype = t
@@ -671,13 +671,13 @@ def _ptn_v1_example(dtype):
 
 def _host_specs() -> list[OpSpec]:
   return [
-      OpSpec("StatelessRandomGammaV2", _gamma_example("StatelessRandomGammaV2"),
+      OpSpec("StatelessRandomGammaV2", _stateless_gamma_example("StatelessRandomGammaV2"),
              dtype_attr="dtype", static_inputs=("shape",), transforms=STATELESS_TRANSFORMS,
              tolerance=_exact,
              notes="Bit-exact. " + _SEED_NOTES + " Alphas below, at and above 1, tiny, 0, "
                    "negative and NaN; shape = sample dims + alpha's shape. No gradient "
                    "w.r.t. alpha yet (TF has one, through RandomGammaGrad)." + _HOST_NOTES),
-      OpSpec("StatelessRandomGammaV3", _gamma_example("StatelessRandomGammaV3"),
+      OpSpec("StatelessRandomGammaV3", _stateless_gamma_example("StatelessRandomGammaV3"),
              dtype_attr="dtype", static_inputs=("shape", "alg"),
              transforms=STATELESS_TRANSFORMS, tolerance=_exact,
              notes="Bit-exact over uint64 keys and counters (whole range), algorithm 1 or "
