@@ -30,6 +30,7 @@ import ml_dtypes
 import numpy as np
 
 from tf2jax_core.lowering import FLOAT, NUMBER, REAL, is_static, lowering, xnp
+from tf2jax_core.ops.array_ops import _known
 from tf2jax_core.ops.reduction_ops import normalize_axes
 
 LOWERINGS = []
@@ -37,18 +38,6 @@ _INDEX = ("int32", "int64")
 
 
 # Helpers ------------------------------------------------------------------------------
-
-
-def _known(value):
-  """`value` as NumPy when its values are known now (static or concrete), else None."""
-  if is_static(value):
-    return value
-  if isinstance(value, jax.core.Tracer):
-    return None
-  try:
-    return np.asarray(value)
-  except Exception:  # pragma: no cover
-    return None
 
 
 def _is_float(dtype) -> bool:
