@@ -329,19 +329,26 @@ def _layout(shape, num_params: int):
   return num, per
 
 
+def _flush(x: np.ndarray) -> np.ndarray:
+  """Subnormals to (signed) zero: TF's kernels run with the CPU's flush-to-zero mode."""
+  tiny = np.finfo(x.dtype).tiny
+  return np.where(np.abs(x) < tiny, np.copysign(np.zeros((), x.dtype), x), x)
+
+
 def _cast(values: list[float], dtype) -> np.ndarray:
-  """static_cast<T>(double): 16-bit floats round through float32, as Eigen's do."""
+  """static_cast<T>(double) under flush-to-zero: 16-bit floats round through float32,
+  as Eigen's do."""
   dtype = np.dtype(dtype)
   out = np.asarray(values, np.float64)
   if dtype.kind == "f" and dtype.itemsize == 8:
-    return out
+    return _flush(out)
   if dtype.kind in "iu":
     info = np.iinfo(dtype)
     # x86 converts NaN and out-of-range doubles to the integer "indefinite" value.
     with np.errstate(invalid="ignore"):
       bad = ~np.isfinite(out) | (out < info.min) | (out > info.max)
     return np.where(bad, info.min, np.where(bad, 0.0, out).astype(dtype)).astype(dtype)
-  return out.astype(np.float32).astype(dtype)
+  return _flush(out.astype(np.float32)).astype(dtype)
 
 
 def gamma(key_words, counter_words, shape, alpha, dtype) -> np.ndarray:
