@@ -523,52 +523,48 @@ def _ptn_one(draws: TypedDraws, out: np.ndarray, positions, mean, stddev, minval
       (norm_min + sqrt_factor)
   diff = norm_max - norm_min
   bound = t(1.3)
+  randn = (norm_min < -bound and norm_max >= t(0)) or (norm_max > bound and norm_min <= t(0))
+
+  def candidates():
+    """(z, accepted) in the order TF's sampler tests them, drawing as it goes."""
+    if randn:
+      while True:
+        for v in draws.normal():
+          yield v, norm_min <= v <= norm_max
+    elif diff < cutoff:
+      plus = t(0) if norm_min < t(0) else norm_min * norm_min
+      while True:
+        z = [x * diff + norm_min for x in draws.uniform()]
+        g = [(plus - zi * zi) / t(2) for zi in z]
+        u = draws.uniform()
+        for i in range(len(z)):
+          yield z[i], u[i] <= exp(g[i])
+    else:
+      alpha = (norm_min + sqrt(norm_min * norm_min + t(4))) / t(2)
+      while True:
+        r = draws.uniform()
+        for i in range(0, len(r), 2):
+          z = -log(r[i]) / alpha + norm_min
+          x = alpha - z if norm_min < alpha else norm_min - alpha
+          yield z, r[i + 1] <= exp(-x * x / t(2)) and z < norm_max
+
   n, k, tries = len(positions), 0, 0
-  if (norm_min < -bound and norm_max >= t(0)) or (norm_max > bound and norm_min <= t(0)):
-    while k < n:
-      for v in draws.normal():
-        if norm_min <= v <= norm_max:
-          out[positions[k]] = v * stddev + mean
-          k += 1
-          if k >= n:
-            break
-          tries = 0
-        else:
-          tries += 1
-          if tries > PTN_MAX_ITERATIONS:
-            raise ValueError("TruncatedNormal randn rejection sampler exceeded maximum "
-                             "iterations")
-  elif diff < cutoff:
-    plus = t(0) if norm_min < t(0) else norm_min * norm_min
-    while k < n:
-      z = [x * diff + norm_min for x in draws.uniform()]
-      g = [(plus - zi * zi) / t(2) for zi in z]
-      u = draws.uniform()
-      for i in range(len(z)):
-        if u[i] <= exp(g[i]) or tries + 1 >= PTN_MAX_ITERATIONS:
-          out[positions[k]] = z[i] * stddev + mean
-          k += 1
-          if k >= n:
-            break
-          tries = 0
-        else:
-          tries += 1
-  else:
-    alpha = (norm_min + sqrt(norm_min * norm_min + t(4))) / t(2)
-    while k < n:
-      r = draws.uniform()
-      for i in range(0, len(r), 2):
-        z = -log(r[i]) / alpha + norm_min
-        x = alpha - z if norm_min < alpha else norm_min - alpha
-        g = exp(-x * x / t(2))
-        if (r[i + 1] <= g and z < norm_max) or tries + 1 >= PTN_MAX_ITERATIONS:
-          out[positions[k]] = z * stddev + mean
-          k += 1
-          if k >= n:
-            break
-          tries = 0
-        else:
-          tries += 1
+  if n == 0:
+    return
+  for z, accepted in candidates():
+    # The uniform and exponential samplers take their candidate after too many tries;
+    # the normal one gives up.
+    if accepted or (not randn and tries + 1 >= PTN_MAX_ITERATIONS):
+      out[positions[k]] = z * stddev + mean
+      k += 1
+      if k >= n:
+        return
+      tries = 0
+    else:
+      tries += 1
+      if randn and tries > PTN_MAX_ITERATIONS:
+        raise ValueError("TruncatedNormal randn rejection sampler exceeded maximum "
+                         "iterations")
 
 
 def parameterized_truncated_normal(key_words, counter_words, means, stddevs, minvals, maxvals,
