@@ -9,12 +9,15 @@ import tf2jax
 README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
 
 
-def test_config_table_lists_every_core_flag_with_its_default():
+def test_config_table_lists_every_flag_with_its_default():
+  # Core flags, and the first-party plugins' flags (their rows name the plugin).
   rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", README, re.M))
-  core = {name: o for name, o in tf2jax.config.options().items() if o.provider == "tf2jax"}
-  assert set(rows) == set(core)
-  for name, option in core.items():
+  options = tf2jax.config.options()
+  assert set(rows) == set(options)
+  for name, option in options.items():
     assert rows[name] == repr(option.default).replace("'", '"'), name
+    if option.provider != "tf2jax":
+      assert re.search(rf"^\| `{name}` \|.*\| \({option.provider}\)", README, re.M), name
 
 
 def test_plugin_table_versions_match_distributions():

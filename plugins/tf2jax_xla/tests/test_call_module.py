@@ -134,3 +134,48 @@ def test_gradients_from_the_serialized_vjp(name):
     warnings.simplefilter("ignore")
     got = jax.vmap(jax.grad(loss(fn)))(batch)
   np.testing.assert_allclose(got, jax.vmap(jax.grad(loss(f)))(batch), rtol=1e-5, atol=1e-6)
+
+
+def _polymorphic(f):
+  tf_fn = tf.function(jax2tf.convert(f, polymorphic_shapes=["(b, 3)"], with_gradient=False),
+                      autograph=False)
+  return tf2jax.convert_functional(tf_fn, tf.TensorSpec((None, 3), tf.float32))
+
+
+def _loops(fn, x) -> bool:
+  jaxpr = str(jax.make_jaxpr(jax.vmap(fn))(x))
+  return "scan" in jaxpr or "while" in jaxpr
+
+
+def test_vmap_folds_into_the_polymorphic_batch_dim_when_asked():
+  rowwise = lambda x: jnp.tanh(x) @ jnp.arange(6.0, dtype=jnp.float32).reshape(3, 2)
+  batch = RNG.random((4, 5, 3)).astype(np.float32)
+  with tf2jax.override_config("xlacallmodule_vmap_merges_batch_dim", True):
+    fn = _polymorphic(rowwise)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # no "one example at a time" warning
+    got = jax.jit(jax.vmap(fn))(batch)
+    assert not _loops(fn, batch)
+  np.testing.assert_allclose(got, jax.vmap(rowwise)(batch), rtol=1e-5, atol=1e-6)
+
+
+def test_vmap_stays_sequential_by_default_and_for_non_batch_outputs():
+  # Batch statistics: folding the vmapped axis into b would be wrong, so the default maps
+  # one example at a time; an output without the leading dim falls back even when asked.
+  centered = lambda x: x - jnp.mean(x, axis=0)
+  stats = lambda x: (x * 2.0, jnp.sum(x, axis=0))
+  batch = RNG.random((4, 5, 3)).astype(np.float32)
+  fn = _polymorphic(centered)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    got = jax.vmap(fn)(batch)
+  assert any("one example at a time" in str(w.message) for w in caught)
+  assert _loops(fn, batch)
+  np.testing.assert_allclose(got, jax.vmap(centered)(batch), rtol=1e-5, atol=1e-6)
+  with tf2jax.override_config("xlacallmodule_vmap_merges_batch_dim", True):
+    fn = _polymorphic(stats)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    got = jax.vmap(fn)(batch)
+  for g, w in zip(got, jax.vmap(stats)(batch)):
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

@@ -5,7 +5,11 @@ itself checks platforms, shardings and the calling convention. Shape-polymorphic
 are refined for the concrete shapes of each call (cached per shapes): a new static `main`
 converts its arguments to the old dynamic types and calls the old `main`, then StableHLO's
 shape refinement makes every shape static. Under `jax.vmap` the module is mapped one
-example at a time (a correct `lax.map`); gradients come from the graph's own custom
+example at a time (a correct `lax.map`), unless the option
+`xlacallmodule_vmap_merges_batch_dim` is on and every input and output has the module's
+polymorphic leading dimension: then the vmapped axis is folded into it (one call on
+B * b rows). That is only right when rows are independent (no batch statistics), which
+the module does not say, so it is opt-in. Gradients come from the graph's own custom
 gradient (jax2tf's serialized VJP), which tf2jax converts like any custom gradient.
 
 All uses of JAX's MLIR / export internals live in this module.
@@ -28,6 +32,8 @@ _ATTRS = {
     "has_token_input_output": None, "disabled_checks": None, "use_shardy_partitioner": None,
 }
 _MIN_VERSION = 9  # what jax.export can call (tokens in main's signature)
+
+MERGE_BATCH_OPTION = "xlacallmodule_vmap_merges_batch_dim"
 _JAX_PLATFORM = {"cpu": "cpu", "cuda": "cuda", "gpu": "cuda", "rocm": "rocm", "tpu": "tpu"}
 
 
@@ -222,6 +228,33 @@ def _safety_check(name: str):
   raise ConversionError(f"XlaCallModule: unknown disabled check {name!r}.")
 
 
+def _merged_batch_call(module, call, axis_size: int, in_batched, args):
+  """`vmap` folded into the module's polymorphic leading dimension: (B, b, ...) inputs
+  become (B * b, ...), outputs (B * b, ...) become (B, b, ...). None when the inputs or
+  outputs do not all have that leading dimension (then the caller maps sequentially)."""
+  types = module.arg_types[module.num_global:] + module.result_types
+  if not all(t.startswith("tensor<?x") for t in types):
+    return None
+  lead = {np.shape(a)[1] if b else np.shape(a)[0] for a, b in zip(args, in_batched)}
+  if len(lead) != 1:
+    return None
+  (b,) = lead
+  avals = lambda shapes: tuple((s, np.dtype(a.dtype)) for s, a in zip(shapes, args))
+  one = module.exported(avals([tuple(np.shape(a)[1:]) if batched else tuple(np.shape(a))
+                               for a, batched in zip(args, in_batched)]))
+  merged = module.exported(avals([(axis_size * b,) + tuple(np.shape(a)[2 if batched else 1:])
+                                  for a, batched in zip(args, in_batched)]))
+  # Every output must carry the same leading dimension: b for one example, B * b merged.
+  if not all(o.shape[0] == b for o in one.out_avals) or \
+      not all(o.shape[0] == axis_size * b for o in merged.out_avals):
+    return None
+  flat = [jax.numpy.reshape(a, (axis_size * b,) + np.shape(a)[2:]) if batched
+          else jax.numpy.tile(a, (axis_size,) + (1,) * (np.ndim(a) - 1))
+          for a, batched in zip(args, in_batched)]
+  outs = call(*flat)
+  return [jax.numpy.reshape(o, (axis_size, b) + tuple(o.shape[1:])) for o in outs]
+
+
 @lowering("XlaCallModule", attrs=_ATTRS)
 def xla_call_module(node):
   module = _Module(node)
@@ -232,9 +265,28 @@ def xla_call_module(node):
     avals = tuple((tuple(np.shape(a)), np.dtype(a.dtype)) for a in args)
     return module.exported(avals).call(*args)
 
-  @jax.custom_batching.sequential_vmap
+  sequential = jax.custom_batching.sequential_vmap(call)
+  merge = node.config(MERGE_BATCH_OPTION) and module.polymorphic
+  merged_warned = []
+
+  @jax.custom_batching.custom_vmap
   def mapped(*args):
     return call(*args)
+
+  @mapped.def_vmap
+  def mapped_vmap(axis_size, in_batched, *args):
+    if merge:
+      outs = _merged_batch_call(module, call, axis_size, in_batched, args)
+      if outs is not None:
+        return outs, [True] * len(outs)
+      if not merged_warned:
+        merged_warned.append(True)
+        warnings.warn(f"jax.vmap over XlaCallModule node {node.path!r}: the vmapped "
+                      f"inputs do not all have the module's polymorphic leading dimension, "
+                      "so the module runs one example at a time.", stacklevel=2)
+    in_axes = [0 if b else None for b in in_batched]
+    outs = jax.vmap(sequential, in_axes=in_axes)(*args)
+    return outs, [True] * len(outs)
 
   # The module itself cannot be differentiated; gradients come from the graph's custom
   # gradient (or PreventGradient says why there is none). A custom_vjp makes the forward
@@ -257,10 +309,11 @@ def xla_call_module(node):
 
   def run(*args):
     if any(isinstance(a, jax.core.Tracer) and "Batch" in type(a).__name__ for a in args):
-      if not warned:  # once per converted node
+      if not warned and not merge:  # once per converted node
         warned.append(True)
         warnings.warn(f"jax.vmap over XlaCallModule node {node.path!r} runs the module one "
-                      "example at a time (the module's batch semantics are unknown).",
+                      "example at a time (the module's batch semantics are unknown; see "
+                      f"the config option {MERGE_BATCH_OPTION!r}).",
                       stacklevel=2)
     return list(differentiable(*args))
   return run

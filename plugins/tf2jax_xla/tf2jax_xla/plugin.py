@@ -1,6 +1,6 @@
 """Entry point of tf2jax-xla (group `tf2jax`)."""
 
-from tf2jax_core import hookimpl
+from tf2jax_core import Option, hookimpl
 
 from tf2jax_xla import call_module, dot_conv, misc, slicing, sort
 
@@ -21,3 +21,11 @@ def tf2jax_conformance_specs():
   # tf2jax-conformance is a test dependency: import the specs only when they are asked for.
   from tf2jax_xla import specs, xla_op_specs
   return specs.specs() + xla_op_specs.specs()
+
+
+@hookimpl
+def tf2jax_config_options():
+  return [Option(call_module.MERGE_BATCH_OPTION, False,
+                 "Fold jax.vmap into an XlaCallModule's polymorphic leading (batch) "
+                 "dimension instead of mapping one example at a time; only right when its "
+                 "rows are independent.")]
