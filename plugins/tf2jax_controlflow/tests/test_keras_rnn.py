@@ -1,4 +1,5 @@
-"""Keras recurrent layers (While + TensorLists): values and gradients against TF."""
+"""Keras recurrent layers (While + TensorLists), from Keras 3 and from tf_keras (Keras 2):
+values and gradients against TF."""
 
 import jax
 import jax.numpy as jnp
@@ -6,24 +7,27 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 import tf2jax
 
 
-def build(kind):
-  keras.utils.set_random_seed(0)
+def build(kind, library=keras):
+  """A small recurrent model from Keras 3 or tf_keras (they share these layer names)."""
+  library.utils.set_random_seed(0)
   layers = {
-      "lstm_gru": [keras.layers.LSTM(4, return_sequences=True), keras.layers.GRU(3)],
-      "simple_rnn": [keras.layers.SimpleRNN(5)],
-      "bidirectional": [keras.layers.Bidirectional(keras.layers.LSTM(3))],
-      "masked": [keras.layers.Masking(0.0), keras.layers.LSTM(4)],
+      "lstm_gru": [library.layers.LSTM(4, return_sequences=True), library.layers.GRU(3)],
+      "simple_rnn": [library.layers.SimpleRNN(5)],
+      "bidirectional": [library.layers.Bidirectional(library.layers.LSTM(3))],
+      "masked": [library.layers.Masking(0.0), library.layers.LSTM(4)],
   }[kind]
-  return keras.Sequential([keras.Input((6, 3))] + layers + [keras.layers.Dense(2)])
+  return library.Sequential([library.Input((6, 3))] + layers + [library.layers.Dense(2)])
 
 
+@pytest.mark.parametrize("library", ["keras3", "tf_keras"])
 @pytest.mark.parametrize("kind", ["lstm_gru", "simple_rnn", "bidirectional", "masked"])
-def test_keras_rnn_matches_tf_for_several_batch_sizes(kind):
-  model = build(kind)
+def test_keras_rnn_matches_tf_for_several_batch_sizes(kind, library):
+  model = build(kind, {"keras3": keras, "tf_keras": tf_keras}[library])
 
   @tf.function
   def forward(x):
@@ -46,7 +50,8 @@ def test_keras_rnn_matches_tf_for_several_batch_sizes(kind):
   tf_grads = tape.gradient(loss, model.trainable_variables)
   grads = jax.grad(lambda p: jnp.sum(jnp.square(fn(p, x)[0])))(params)
   for var, g in zip(model.trainable_variables, tf_grads):
-    np.testing.assert_allclose(grads[var.value.name[:-2]], g.numpy(), rtol=1e-4, atol=1e-6)
+    name = (var.value if library == "keras3" else var).name[:-2]
+    np.testing.assert_allclose(grads[name], g.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_greedy_decoding_until_end_token():
