@@ -7,7 +7,7 @@
 from tf2jax import config
 from tf2jax_core.api import (AnnotatedFunction, Variable, convert, convert_from_restored,
                              convert_functional, convert_functional_from_restored,
-                             convert_graph_def)
+                             convert_graph_def, convert_v1_saved_model)
 from tf2jax_core.config import get_config, override_config, update_config
 from tf2jax_core.errors import (ConversionError, DtypeMismatchError, GraphCycleError,
                                 InputSpecError, InvalidGraphError, MissingInputError,
@@ -50,6 +50,6 @@ __all__ = [
     "PluginConflictError", "PluginError", "PluginInfo", "StaticInputError",
     "UnsupportedOpsError", "Variable", "VariablesNotSupportedError", "__version__", "config",
     "convert", "convert_from_restored", "convert_functional", "convert_graph_def",
-    "convert_functional_from_restored", "get_config", "override_config", "plugins",
+    "convert_functional_from_restored", "convert_v1_saved_model", "get_config", "override_config", "plugins",
     "register_plugin", "reload_plugins", "unregister_plugin", "update_config",
 ]

@@ -27,7 +27,7 @@ from tf2jax_core.errors import (ConversionError, DtypeMismatchError, InputSpecEr
 from tf2jax_core.graph import Library, infer_output_dtypes, parse_tensor_name, read_graph
 from tf2jax_core.walker import CallContext, Session, VariableRef, x64_message
 
-VARIABLE_OPS = ("VarHandleOp",)
+VARIABLE_OPS = ("VarHandleOp", "VariableV2")
 
 
 class Variable(np.ndarray):
@@ -106,6 +106,77 @@ def convert_graph_def(graph_def, inputs: Sequence[str],
   list, one name returns one array. Only the nodes the outputs depend on are converted.
   """
   return _build(_source_of_graph_def(graph_def, inputs, outputs), functional=True)[0]
+
+
+def convert_v1_saved_model(path, signature: str = "serving_default",
+                           tags: Sequence[str] = ("serve",)) -> tuple[AnnotatedFunction, dict]:
+  """Converts a signature of a TF1 SavedModel (`tf.compat.v1.saved_model` builder or
+  `simple_save`) -> `(jax_fn, params)`.
+
+  `jax_fn(params, **inputs, rng=None)` takes the signature's inputs by key and returns
+  `(outputs, new_params)`, outputs a dict by key. `params` holds the variables the
+  outputs depend on, read from the SavedModel's checkpoint.
+  """
+  import tensorflow as tf
+  from tensorflow.core.protobuf import saved_model_pb2
+  from google.protobuf import message
+  what = f"TF1 SavedModel {str(path)!r}"
+  pb = os.path.join(path, "saved_model.pb")
+  if not os.path.isfile(pb):
+    raise MissingInputError(f"{what}: no saved_model.pb in that directory.")
+  proto = saved_model_pb2.SavedModel()
+  try:
+    with open(pb, "rb") as f:
+      proto.ParseFromString(f.read())
+  except message.DecodeError as e:
+    raise InvalidGraphError(f"{what}: saved_model.pb is not readable: {e}") from None
+  metas = [m for m in proto.meta_graphs if set(m.meta_info_def.tags) == set(tags)]
+  if not metas:
+    found = [sorted(m.meta_info_def.tags) for m in proto.meta_graphs]
+    raise MissingInputError(f"{what}: no MetaGraph with tags {sorted(tags)}; it has {found}.")
+  meta = metas[0]
+  if signature not in meta.signature_def:
+    raise MissingInputError(f"{what}: no signature {signature!r}; it has "
+                            f"{sorted(meta.signature_def)}.")
+  sig = meta.signature_def[signature]
+  in_keys, out_keys = sorted(sig.inputs), sorted(sig.outputs)  # TF's flat (sorted) order
+  src = _source_of_graph_def(meta.graph_def, [sig.inputs[k].name for k in in_keys],
+                             [sig.outputs[k].name for k in out_keys])
+  specs = dict(zip(in_keys, src.sig_args))
+  names = [n.name for n in src.graph_def.node if n.op in VARIABLE_OPS]
+  values = {}
+  if names:
+    reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+    trainable = _v1_trainable_names(meta)
+    for node in (n for n in src.graph_def.node if n.op in VARIABLE_OPS):
+      key = _variable_key(node)
+      if not reader.has_tensor(key):
+        raise MissingInputError(f"{what}: variable {key!r} (node {node.name!r}) is not in "
+                                "its checkpoint.")
+      values[key] = Variable(reader.get_tensor(key), key, key in trainable)
+  src = dataclasses.replace(
+      src, name=f"{os.path.basename(os.path.normpath(path))}/{signature}", what=what,
+      structure=dict(zip(out_keys, src.out_specs)), sig_args=(), sig_kwargs=specs,
+      arg_names=[])
+  fn, _ = _build(src, functional=False)
+  return fn, values
+
+
+def _variable_key(node) -> str:
+  """The checkpoint key (and param name) of a TF1 variable node."""
+  shared = node.attr["shared_name"].s.decode() if "shared_name" in node.attr else ""
+  return shared if node.op == "VarHandleOp" and shared else node.name
+
+
+def _v1_trainable_names(meta) -> set:
+  from tensorflow.core.framework import variable_pb2
+  names = set()
+  collection = meta.collection_def.get("trainable_variables")
+  for raw in (collection.bytes_list.value if collection is not None else ()):
+    var = variable_pb2.VariableDef()
+    var.ParseFromString(raw)
+    names.add(var.variable_name.split(":")[0])
+  return names
 
 
 # Tracing ---------------------------------------------------------------------
