@@ -1,5 +1,6 @@
 """A sharded jax.jit function -> jax2tf -> tf2jax on 8 fake CPU devices: the compiled
-converted function has the original's output shardings and values.
+converted function has the original's output shardings and values. TF graphs annotated
+with XlaSharding ops get those shardings as constraints.
 
 JAX fixes its device count at start-up, so the check runs in a subprocess with
 --xla_force_host_platform_device_count=8.
@@ -46,6 +47,28 @@ SCRIPT = textwrap.dedent("""
         assert g.sharding.is_equivalent_to(w.sharding, g.ndim), (name, g.sharding, w.sharding)
         assert len(g.sharding.device_set) == 8, (name, g.sharding)
       print(name, "ok", [g.sharding.spec for g in got])
+
+    # XlaSharding ops written by TF's xla_sharding API become sharding constraints.
+    from tensorflow.python.compiler.xla.experimental import xla_sharding
+
+    @tf.function
+    def annotated(x):
+      y = xla_sharding.tile(tf.tanh(x), np.arange(8).reshape(4, 2).T,
+                            use_sharding_op=True)
+      z = xla_sharding.split(y * 2.0, 1, 8, use_sharding_op=True)
+      return y, z, xla_sharding.replicate(z + 1.0, use_sharding_op=True)
+
+    x = rng.normal(size=(8, 8)).astype(np.float32)
+    converted = jax.jit(tf2jax.convert_functional(annotated, tf.TensorSpec((8, 8))))
+    got = converted(x)
+    for g, w in zip(got, annotated(x)):
+      np.testing.assert_allclose(g, w.numpy(), rtol=1e-6, atol=1e-6)
+    devices = np.array(jax.devices())
+    tiled = NamedSharding(Mesh(devices.reshape(4, 2), ("a", "b")), P("b", "a"))
+    split = NamedSharding(Mesh(devices, ("a",)), P(None, "a"))
+    assert got[0].sharding.is_equivalent_to(tiled, 2), got[0].sharding
+    assert got[1].sharding.is_equivalent_to(split, 2), got[1].sharding
+    print("XlaSharding", "ok", [g.sharding for g in got[:2]])
 """)
 
 
@@ -55,4 +78,4 @@ def test_output_shardings_survive_conversion_on_8_devices():
   proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
                         text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-  assert proc.stdout.count(" ok ") == 2, proc.stdout
+  assert proc.stdout.count(" ok ") == 3, proc.stdout

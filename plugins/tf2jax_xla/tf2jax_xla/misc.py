@@ -1,14 +1,17 @@
 """XlaPad, XlaReducePrecision, XlaBroadcastHelper, XlaOptimizationBarrier and the sharding
 annotations (XlaSharding, XlaSpmdFullToShardShape, XlaSpmdShardToFullShape).
 
-The sharding ops only annotate a value for XLA's SPMD partitioner. tf2jax runs on one
-device, like TF's XLA_CPU_JIT: there XlaSharding is the identity, and the manual-sharding
+The sharding ops only annotate a value for XLA's SPMD partitioner. XlaSharding becomes a
+`with_sharding_constraint` when this process has the devices its tiling names (on one
+device, as on TF's XLA_CPU_JIT, it is the identity). The manual-sharding
 conversions compile only when they keep the shape (the shard of a replicated, maximal,
 manual or 1-way tiled sharding is the whole value); any other shape makes XLA's
 sharding remover fail, so tf2jax refuses those at conversion.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -123,7 +126,62 @@ def _sharding_attrs():
 
 @lowering("XlaSharding", attrs=_sharding_attrs())
 def sharding(node):
-  return lambda x: x
+  proto = _parse_sharding(node, "sharding")
+
+  def run(x):
+    named = _named_sharding(proto, np.ndim(x))
+    return x if named is None else jax.lax.with_sharding_constraint(x, named)
+  return run
+
+
+def _named_sharding(proto, ndim: int):
+  """The tiled OpSharding `proto` as a NamedSharding over this process's devices; None
+  (no constraint) when it does not split the value, there are too few devices, or its
+  device order is not a transposition of a mesh (JAX needs the devices of one jit in
+  one order, so the mesh keeps jax.devices()'s)."""
+  from tensorflow.compiler.xla import xla_data_pb2  # pylint: disable=g-import-not-at-top
+  dims = list(proto.tile_assignment_dimensions)
+  if proto.type != xla_data_pb2.OpSharding.OTHER or proto.last_tile_dims:
+    return None  # replicated, maximal, manual: one device holds it all
+  n = int(np.prod(dims))
+  if n <= 1 or n > jax.device_count() or len(dims) != ndim + proto.replicate_on_last_tile_dim:
+    return None
+  if proto.tile_assignment_devices:
+    tiles = np.asarray(proto.tile_assignment_devices)
+  else:  # iota form
+    tiles = np.arange(n).reshape(list(proto.iota_reshape_dims) or [n]).transpose(
+        list(proto.iota_transpose_perm) or None).ravel()
+  # Split every tile dim into prime factors (sub-axes); find the order of sub-axes in
+  # which the device ids count up: that order is the mesh.
+  owner, sizes = [], []
+  for i, d in enumerate(dims):
+    for f in _prime_factors(d):
+      owner.append(i)
+      sizes.append(f)
+  grid = tiles.reshape(sizes) if sizes else tiles
+  if len(sizes) > 8:
+    return None
+  for perm in itertools.permutations(range(len(sizes))):
+    if np.array_equal(grid.transpose(perm).ravel(), np.arange(n)):
+      break
+  else:
+    return None
+  names = tuple(f"t{k}" for k in range(len(sizes)))
+  mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:n], object).reshape(
+      [sizes[k] for k in perm]), tuple(names[k] for k in perm))
+  spec = [tuple(names[k] for k in range(len(sizes)) if owner[k] == i) or None
+          for i in range(ndim)]
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+
+
+def _prime_factors(d: int) -> list[int]:
+  out, f = [], 2
+  while d > 1:
+    while d % f == 0:
+      out.append(f)
+      d //= f
+    f += 1
+  return out
 
 
 def _parse_sharding(node, attr: str):
