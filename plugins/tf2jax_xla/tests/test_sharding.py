@@ -48,6 +48,23 @@ SCRIPT = textwrap.dedent("""
         assert len(g.sharding.device_set) == 8, (name, g.sharding)
       print(name, "ok", [g.sharding.spec for g in got])
 
+      # Gradients from jax2tf's serialized VJP, and vmap, on the same devices.
+      leaves = jax.tree_util.tree_leaves
+      loss = lambda g: lambda *a: sum(jnp.sum(jnp.sin(o)) for o in leaves(g(*a)))
+      tf_grad_fn = tf.function(jax2tf.convert(original), autograph=False)
+      with_grad = tf2jax.convert_functional(
+          tf_grad_fn, *[tf.TensorSpec(s, tf.float32) for s in shapes])
+      got = jax.jit(jax.grad(loss(with_grad), argnums=(0, 1)))(*placed)
+      want = jax.grad(loss(original), argnums=(0, 1))(*placed)
+      for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+      batch = [np.stack([a, a * 0.5]) for a in args]
+      got = jax.tree_util.tree_leaves(jax.vmap(converted)(*batch))
+      want = jax.tree_util.tree_leaves(jax.vmap(f)(*batch))
+      for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+      print(name, "grad vmap ok")
+
     # XlaSharding ops written by TF's xla_sharding API become sharding constraints.
     from tensorflow.python.compiler.xla.experimental import xla_sharding
 
@@ -79,3 +96,4 @@ def test_output_shardings_survive_conversion_on_8_devices():
                         text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   assert proc.stdout.count(" ok ") == 3, proc.stdout
+  assert proc.stdout.count("grad vmap ok") == 2, proc.stdout
