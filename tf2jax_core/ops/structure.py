@@ -1,15 +1,19 @@
-"""Graph structure: constants, identities, gradients barriers, calls and variables."""
+"""Graph structure: constants, identities, gradients barriers, asserts, calls and
+variables (resource handles; more variable ops in variable_ops.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import jax
+import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 
 from tf2jax_core.errors import ConversionError, MissingInputError
-from tf2jax_core.lowering import is_static, lowering
+from tf2jax_core.lowering import FLOAT, is_static, lowering
+from tf2jax_core.ops.array_ops import _known
 from tf2jax_core.walker import VariableRef
 
 _CALL_ATTRS = {"f": None, "Tin": None, "Tout": None, "config": None, "config_proto": None,
@@ -39,8 +43,15 @@ def const(node):
   return lambda: value
 
 
-@lowering("Identity", "Snapshot", attrs={"T": None})
+@lowering("Identity", "Snapshot", attrs={"T": None}, needs_context=True)
 def identity(node):
+  # An Identity of a TF1 reference variable reads it (`v/read`, `v.read_value()`): now,
+  # so after the Assigns its control inputs order before it.
+  return lambda ctx, x: read_ref(ctx, node, x) if isinstance(x, RefVariable) else x
+
+
+@lowering("GuaranteeConst", attrs={"T": None})
+def guarantee_const(node):
   return lambda x: x
 
 
@@ -104,6 +115,96 @@ def prevent_gradient(node):
   return lambda x: x if is_static(x) else prevent(x)
 
 
+# Asserts. TF raises when one fails; XLA has no runtime errors. So a check whose values
+# are known (static, or concrete outside jit) raises now, with TF's message; a traced
+# one becomes a jax.experimental.checkify check with the enable_checkify_for_asserts
+# flag (run the function under checkify.checkify to see it fail), and is dropped
+# otherwise.
+
+
+def _check(node, checkify_on: bool, ok, message: str, args=(), limit: int = -1) -> None:
+  """Fails like TF when `ok` is known to be False; checkify or nothing when traced.
+  `message` is a str.format pattern of `args` (tensors)."""
+  known = _known(ok)
+  if known is not None:
+    if not bool(np.all(known)):
+      raise ValueError(message.format(*[_summary(_known(a), limit) for a in args]))
+  elif checkify_on:
+    from jax.experimental import checkify
+    checkify.check(jnp.all(ok), f"{node.op} node {node.path!r}: {message}", *args)
+
+
+def _item(v) -> str:
+  if isinstance(v, (bytes, str)):
+    return v.decode(errors="replace") if isinstance(v, bytes) else v
+  text = str(v)
+  return text[:-2] if text.endswith(".0") else text
+
+
+def _summary(x, limit: int) -> str:
+  """A tensor as TF's Assert prints it: nested brackets, the first `limit` values."""
+  if x is None:
+    return "<traced>"
+  flat = np.ravel(x)
+  items = [_item(v) for v in flat[:flat.size if limit < 0 else limit]]
+  if len(items) < flat.size:
+    return "[" + " ".join(items) + "...]"
+  for d in reversed(np.shape(x)):
+    items = [" ".join(items[k:k + d]) for k in range(0, len(items), d)] if d else [""]
+    items = ["[" + i + "]" for i in items]
+  return items[0] if np.ndim(x) else "[" + items[0] + "]"
+
+
+def _is_string(x) -> bool:
+  return isinstance(x, np.ndarray) and x.dtype == object
+
+
+@lowering("CheckNumerics", "CheckNumericsV2", attrs={"T": FLOAT, "message": None})
+def check_numerics(node):
+  message = node.attrs.get("message", "").replace("{", "{{").replace("}", "}}")
+  v2 = node.op == "CheckNumericsV2"
+  checkify_on = node.config("enable_checkify_for_asserts")
+
+  def run(x):
+    known = _known(x)
+    if known is None:
+      _check(node, checkify_on, jnp.isfinite(x), f"{message} : Tensor had NaN or Inf values")
+      return x
+    known = known.astype(np.float64)
+    nan, neg, pos = np.isnan(known).any(), (known == -np.inf).any(), (known == np.inf).any()
+    found = ((["-Inf"] if neg else []) + (["+Inf"] if pos else []) if v2 else
+             (["Inf"] if neg or pos else [])) + (["NaN"] if nan else [])
+    if found:
+      what = (", ".join(found[:-1]) + ", and " + found[-1] if len(found) == 3 else
+              " and ".join(found))
+      raise ValueError(f"{message} : Tensor had {what} values")
+    return x
+  return run
+
+
+@lowering("Assert", attrs={"T": None, "summarize": None})
+def assert_(node):
+  summarize = node.attrs.get("summarize", 3)
+  checkify_on = node.config("enable_checkify_for_asserts")
+
+  def run(condition, *data):
+    if np.shape(condition):
+      raise ValueError(f"In[0] should be a scalar: {list(np.shape(condition))}")
+    # Strings (static) go into the message; tensors are its format arguments.
+    shown = [_summary(d, summarize).replace("{", "{{").replace("}", "}}") if _is_string(d)
+             else "{}" for d in data]
+    _check(node, checkify_on, condition, "assertion failed: " + " ".join(shown),
+           [d for d in data if not _is_string(d)], summarize)
+  return run
+
+
+@lowering("PrintV2", attrs={"output_stream": None, "end": None})
+def print_v2(node):
+  # Printing is a side effect JAX does not order with the rest; the converted function
+  # prints nothing (its input is the formatted string, usually made by StringFormat).
+  return lambda _: None
+
+
 @lowering("PartitionedCall", "StatefulPartitionedCall", attrs=_CALL_ATTRS,
           needs_context=True)
 def partitioned_call(node):
@@ -120,12 +221,29 @@ def _ref(node, value) -> VariableRef:
   return value
 
 
+@dataclasses.dataclass(frozen=True)
+class RefVariable(VariableRef):
+  """The value of a TF1 reference variable (VariableV2): read when a node uses it."""
+
+
 def _param(ctx, node, ref: VariableRef):
   if ref.name not in ctx.params:
+    if isinstance(ref, RefVariable):
+      raise ConversionError(
+          f"{node.op} node {node.path!r} reads TF1 variable {ref.name!r} before any Assign "
+          f"gives it a value, and params lack it (params have {sorted(ctx.params)[:10]}). "
+          "Pass its value in params, named after its VariableV2 node (tf2jax.convert "
+          "returns jax_fn(params, ...)), or freeze the graph.")
     raise ConversionError(
         f"{node.op} node {node.path!r} reads variable {ref.name!r}, which params lack "
         f"(params have {sorted(ctx.params)[:10]}). Pass the params returned by convert().")
   return ctx.params[ref.name]
+
+
+def read_ref(ctx, node, ref: VariableRef):
+  """The current value of a variable, as a JAX array (never a static constant)."""
+  value = _param(ctx, node, ref)
+  return jnp.asarray(value) if isinstance(value, np.ndarray) else value
 
 
 @lowering("VarHandleOp", attrs={"container": None, "shared_name": None, "dtype": None,
@@ -137,10 +255,7 @@ def var_handle(node):
 
 @lowering("ReadVariableOp", attrs={"dtype": None}, needs_context=True)
 def read_variable(node):
-  def run(ctx, handle):
-    value = _param(ctx, node, _ref(node, handle))
-    return jax.numpy.asarray(value) if isinstance(value, np.ndarray) else value
-  return run
+  return lambda ctx, handle: read_ref(ctx, node, _ref(node, handle))
 
 
 @lowering("AssignVariableOp", attrs={"dtype": None, "validate_shape": None},
