@@ -186,8 +186,32 @@ def _ends_with(node, shape, param_shape, what) -> None:
 def _gamma(node, key, counter, shape, alpha):
   dtype = node.attrs["dtype"]
   _ends_with(node, shape, alpha.shape, "alpha")
-  return _host(node, functools.partial(_gamma_host, shape=shape, dtype=dtype), shape, dtype,
-               key, counter, alpha)
+  sample = lambda a: _host(node, functools.partial(_gamma_host, shape=shape, dtype=dtype),
+                           shape, dtype, key, counter, a)
+  if is_static(alpha):
+    return sample(alpha)
+  return _gamma_with_alpha_grad(sample, node)(alpha)
+
+
+def _gamma_with_alpha_grad(sample, node):
+  """`sample(alpha)` differentiable w.r.t. alpha like TF: implicit reparameterization,
+  d sample / d alpha = RandomGammaGrad(alpha, sample), which TF has for float32/64 only."""
+  @jax.custom_jvp
+  def f(alpha):
+    return sample(alpha)
+
+  @f.defjvp
+  def f_jvp(primals, tangents):
+    (alpha,), (t_alpha,) = primals, tangents
+    out = f(alpha)
+    if out.dtype not in (np.float32, np.float64):
+      raise TypeError(f"{node.op} node {node.path!r}: TF has no gradient w.r.t. alpha for "
+                      f"{out.dtype} samples (RandomGammaGrad takes float32 and float64).")
+    partial = jax.lax.random_gamma_grad(jnp.broadcast_to(alpha, out.shape), out)
+    # TF's derivative is 0 at a zero sample, whatever alpha (0, negative or NaN too).
+    partial = jnp.where(out == 0, jnp.zeros((), out.dtype), partial)
+    return out, partial * t_alpha
+  return f
 
 
 def _gamma_host(key, counter, alpha, *, shape, dtype):
