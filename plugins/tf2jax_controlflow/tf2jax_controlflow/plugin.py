@@ -2,7 +2,7 @@
 
 from tf2jax_core import hookimpl
 
-from tf2jax_controlflow import functional, tensor_lists, tf1
+from tf2jax_controlflow import functional, tensor_arrays, tensor_lists, tf1
 
 TF2JAX_PLUGIN_API = 1
 
@@ -11,13 +11,15 @@ TF2JAX_PLUGIN_API = 1
 def tf2jax_register_ops(registry):
   registry.add_module(functional)
   registry.add_module(tensor_lists)
+  registry.add_module(tensor_arrays)
   registry.add_module(tf1)
 
 
 @hookimpl
 def tf2jax_graph_rewrites():
-  # TF1 loop frames and Switch/Merge conds become structured nodes (see tf1.py).
-  return [tf1.rewrite]
+  # TF1 loop frames and Switch/Merge conds become structured nodes (see tf1.py); AddNs
+  # of TensorArray flows (gradients) sum the arrays (see tensor_arrays.py).
+  return [tensor_arrays.rewrite, tf1.rewrite]
 
 
 @hookimpl

@@ -73,9 +73,9 @@ _NOTES = ("Predicates of every dtype, scalar and not (TF: non-zero scalars and n
 
 
 def specs() -> list[OpSpec]:
-  from tf2jax_controlflow import tensor_list_specs, tf1_specs
+  from tf2jax_controlflow import tensor_array_specs, tensor_list_specs, tf1_specs
   return (_if_specs() + _case_specs() + _while_specs() + tensor_list_specs.specs()
-          + tf1_specs.specs())
+          + tf1_specs.specs() + tensor_array_specs.specs())
 
 
 def _if_specs() -> list[OpSpec]:

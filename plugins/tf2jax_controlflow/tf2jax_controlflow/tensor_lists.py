@@ -172,7 +172,9 @@ def get_item(node):
     i = _index(node, index, tl.length)
     requested = _shape_from_tensor(shape)
     if strict:
-      _merge(tl.known_shape() or tl.element_shape, requested, f"TensorListGetItem {node.path!r}")
+      known = tl.known_shape()  # () for scalars: test for None, not truth
+      _merge(tl.element_shape if known is None else known, requested,
+             f"TensorListGetItem {node.path!r}")
     if tl.buffer is None:
       known = _merge(tl.element_shape, requested, node.path)
       if known is None or None in known:
@@ -408,6 +410,35 @@ def concat(node):
 def _attr_shape(shape) -> tuple | None:
   """A decoded shape attr (None: unknown rank) as a partial shape."""
   return None if shape is None else tuple(shape)
+
+
+@lowering("TensorListConcatLists", attrs={"element_dtype": None})
+def concat_lists(node):
+  """Two lists joined; scalar handles only (a batch of lists is no TensorList)."""
+  def run(a, b):
+    a, b = _list(node, a), _list(node, b)
+    _check_dtype(node, a)
+    _check_dtype(node, b)
+    where = f"TensorListConcatLists node {node.path!r}"
+    if a.element_shape != b.element_shape:  # TF: identical, not just compatible
+      raise ValueError(f"{where}: the lists' element shapes {_show(a.element_shape)} and "
+                       f"{_show(b.element_shape)} are not identical")
+    if a.length == 0 or b.length == 0:  # nothing to stack: the other list as it is
+      keep = b if a.length == 0 else a
+      return dataclasses.replace(keep, element_shape=a.element_shape, max_num=-1)
+    if a.buffer is None and b.buffer is None:
+      return TensorList(a.length + b.length, a.dtype, a.element_shape)
+    elements = tuple((a.buffer if a.buffer is not None else b.buffer).shape[1:])
+    parts = [x.stacked(where, elements) for x in (a, b)]
+    if tuple(parts[0].shape[1:]) != tuple(parts[1].shape[1:]):
+      raise ConversionError(f"{where}: lists of elements of shapes "
+                            f"{list(parts[0].shape[1:])} and {list(parts[1].shape[1:])}; "
+                            "tf2jax stacks a list in one array, so its elements must share "
+                            "one shape.")
+    m = np if is_static(*parts) else jnp
+    return TensorList(a.length + b.length, a.dtype, a.element_shape,
+                      m.concatenate(parts, axis=0))
+  return run
 
 
 @lowering("TensorListSplit", attrs={"element_dtype": None, "shape_type": _SHAPE_TYPE},
