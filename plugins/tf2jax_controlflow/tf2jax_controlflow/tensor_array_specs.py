@@ -499,6 +499,31 @@ def _concat_lists_build(example):
   return fn
 
 
+def _push_back_batch_example(dtype):
+  def more(t):
+    n, length, shape = t
+    return st.tuples(cst.arrays(dtype, (n, length) + shape), cst.arrays(dtype, (n,) + shape)
+                     ).map(lambda u: Example({"lists": u[0], "tensor": u[1]}))
+  return st.tuples(st.integers(1, 3), _lengths(), _element_shapes()).flatmap(more)
+
+
+def _push_back_batch_build(example):
+  """n lists (TensorListFromTensor of the rows of `lists`) packed into a variant vector,
+  TensorListPushBackBatch'ed with the rows of `tensor`, unpacked and stacked back."""
+  tf = _tf()
+  dtype = _tf_dtype(D.name_of(example.inputs["tensor"].dtype))
+  n = example.inputs["lists"].shape[0]
+  shape = list(example.inputs["tensor"].shape[1:])
+
+  def fn(lists, tensor):
+    handles = tf.stack([tf.raw_ops.TensorListFromTensor(tensor=lists[i], element_shape=shape)
+                        for i in range(n)])
+    pushed = tf.raw_ops.TensorListPushBackBatch(input_handles=handles, tensor=tensor)
+    return [tf.raw_ops.TensorListStack(input_handle=h, element_shape=shape,
+                                       element_dtype=dtype) for h in tf.unstack(pushed)]
+  return fn
+
+
 # The spec list --------------------------------------------------------------------------
 
 _NOTES = ("A tf.compat.v1 graph of raw TensorArray ops (a Session run is TF's result, "
@@ -574,6 +599,16 @@ def specs() -> list[OpSpec]:
                           for d in D.NO_GRAPH_CONSTANT},
              notes="TF's truth value: a scalar of the dtypes TF takes is true when not zero "
              "(a scalar of another dtype: TF fails), any other tensor when not empty."),
+      *[OpSpec(op, _push_back_batch_example, build=_push_back_batch_build,
+               dtype_attr="element_dtype" if op == "TensorListPushBackBatch" else None,
+               transforms=no_grad, contains=("TensorListPushBackBatch", "Pack", "Unpack"),
+               notes=("" if op == "TensorListPushBackBatch" else "No TF op: the plugin's "
+                      "rewrite makes it of Pack/Unpack of TensorList handles. ")
+               + "1 to 3 lists from TensorListFromTensor packed into a variant vector, "
+               "pushed back with the rows of a tensor, unpacked and stacked. No grad: TF "
+               "declares the op not differentiable.",
+               **(sample if op == "TensorListPushBackBatch" else {"dtypes": ("float32",)}))
+        for op in ("TensorListPushBackBatch", "_VariantPack", "_VariantUnpack")],
       OpSpec("TensorListConcatLists", _concat_lists_example, build=_concat_lists_build,
              dtype_attr="element_dtype", transforms=no_grad,
              contains=("TensorListConcatLists",),
