@@ -121,6 +121,7 @@ def convert_v1_saved_model(path, signature: str = "serving_default",
   from tensorflow.core.protobuf import saved_model_pb2
   from google.protobuf import message
   what = f"TF1 SavedModel {str(path)!r}"
+  tags = [tags] if isinstance(tags, str) else list(tags)
   pb = os.path.join(path, "saved_model.pb")
   if not os.path.isfile(pb):
     raise MissingInputError(f"{what}: no saved_model.pb in that directory.")
@@ -152,7 +153,9 @@ def convert_v1_saved_model(path, signature: str = "serving_default",
       key = _variable_key(node)
       if not reader.has_tensor(key):
         raise MissingInputError(f"{what}: variable {key!r} (node {node.name!r}) is not in "
-                                "its checkpoint.")
+                                "its checkpoint. A TF2 SavedModel keeps variables by object "
+                                "path: convert it with tf.saved_model.load and "
+                                "tf2jax.convert_from_restored.")
       values[key] = Variable(reader.get_tensor(key), key, key in trainable)
   src = dataclasses.replace(
       src, name=f"{os.path.basename(os.path.normpath(path))}/{signature}", what=what,

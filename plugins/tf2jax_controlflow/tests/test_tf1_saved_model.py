@@ -88,7 +88,8 @@ def test_tf1_saved_model_signatures(tmp_path, use_resource):
     for k in want:
       np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)
 
-  fn2, params2 = tf2jax.convert_v1_saved_model(str(tmp_path), signature="doubled")
+  fn2, params2 = tf2jax.convert_v1_saved_model(str(tmp_path), signature="doubled",
+                                               tags="serve")
   feeds = {"x": rng.normal(size=(3, 4)).astype(np.float32)}
   np.testing.assert_allclose(fn2(params2, **feeds)[0]["logits"],
                              session_run(tmp_path, "doubled", feeds)["logits"], rtol=1e-5,
@@ -111,3 +112,13 @@ def test_tf1_saved_model_errors(tmp_path):
     tf2jax.convert_v1_saved_model(str(tmp_path), tags=["train"])
   with pytest.raises(tf2jax.MissingInputError, match="no saved_model.pb"):
     tf2jax.convert_v1_saved_model(str(tmp_path / "missing"))
+
+
+def test_tf2_saved_model_is_pointed_to_convert_from_restored(tmp_path):
+  module = tf.Module()
+  module.v = tf.Variable([1.0, 2.0])
+  module.f = tf.function(lambda x: x * module.v,
+                         input_signature=[tf.TensorSpec((2,), tf.float32)])
+  tf.saved_model.save(module, str(tmp_path), signatures=module.f)
+  with pytest.raises(tf2jax.MissingInputError, match="convert_from_restored"):
+    tf2jax.convert_v1_saved_model(str(tmp_path))

@@ -282,7 +282,7 @@ def xla_call_module(node):
       if not merged_warned:
         merged_warned.append(True)
         warnings.warn(f"jax.vmap over XlaCallModule node {node.path!r}: the vmapped "
-                      f"inputs do not all have the module's polymorphic leading dimension, "
+                      "inputs do not all have the module's polymorphic leading dimension, "
                       "so the module runs one example at a time.", stacklevel=2)
     in_axes = [0 if b else None for b in in_batched]
     outs = jax.vmap(sequential, in_axes=in_axes)(*args)
