@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings, strategies as st
-from tensorflow.python.ops import control_flow_util
 
 import tf2jax
 from tf2jax_core import hookimpl, lowering
@@ -20,14 +19,7 @@ from tf2jax_core import hookimpl, lowering
 v1 = tf.compat.v1
 
 
-@pytest.fixture(autouse=True)
-def control_flow_v1():
-  old = control_flow_util.ENABLE_CONTROL_FLOW_V2
-  control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
-  try:
-    yield
-  finally:
-    control_flow_util.ENABLE_CONTROL_FLOW_V2 = old
+pytestmark = pytest.mark.usefixtures("control_flow_v1")  # see conftest.py
 
 
 @pytest.fixture

@@ -6,22 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
 
 import tf2jax
 
 v1 = tf.compat.v1
 
 
-@pytest.fixture(autouse=True)
-def control_flow_v1():
-  """TF1 frames (Switch/Merge/Enter/Exit), as a TF1 program writes them."""
-  old = control_flow_util.ENABLE_CONTROL_FLOW_V2
-  control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
-  try:
-    yield
-  finally:
-    control_flow_util.ENABLE_CONTROL_FLOW_V2 = old
+pytestmark = pytest.mark.usefixtures("control_flow_v1")  # see conftest.py
 
 
 def save_v1_model(path, use_resource: bool):
