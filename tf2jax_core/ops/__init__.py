@@ -5,8 +5,8 @@ It registers through the same hook as any other plugin.
 
 from tf2jax_core.hookspecs import hookimpl
 from tf2jax_core.ops import (array_ops, bitwise_ops, elementwise_ops, linalg_ops, logic_ops,
-                             math_ops, reduction_ops, scan_segment_ops, spectral_ops, structure,
-                             variable_ops)
+                             math_ops, reduction_ops, scan_segment_ops, sparse_ops, special_ops,
+                             spectral_ops, structure, variable_ops)
 
 TF2JAX_PLUGIN_API = 1
 
@@ -14,7 +14,8 @@ TF2JAX_PLUGIN_API = 1
 @hookimpl
 def tf2jax_register_ops(registry):
   for module in (structure, math_ops, elementwise_ops, bitwise_ops, array_ops, reduction_ops,
-                 logic_ops, scan_segment_ops, linalg_ops, spectral_ops, variable_ops):
+                 logic_ops, scan_segment_ops, linalg_ops, spectral_ops, variable_ops,
+                 sparse_ops, special_ops):
     registry.add_module(module)
 
 

@@ -1,9 +1,4 @@
-"""Batched matrix products, Einsum, Cross and linear algebra (decompositions, solves).
-
-Cholesky, Svd, Lu, BandedTriangularSolve, TridiagonalMatMul, TridiagonalSolve,
-MatrixSquareRoot and MatrixLogarithm are written but not registered (their decorators
-are commented out) until their conformance specs in core_specs/linalg_specs.py pass.
-"""
+"""Batched matrix products, Einsum, Cross and linear algebra (decompositions, solves)."""
 
 from __future__ import annotations
 
@@ -295,8 +290,7 @@ def _hermitian_from_lower(x):
   return sym + jax.lax.stop_gradient(herm - sym)
 
 
-# Not registered: vmap batches hold matrices that are not positive definite (TF: zeros, here NaN).
-# @lowering("Cholesky", attrs={"T": _LINALG})
+@lowering("Cholesky", attrs={"T": _LINALG})
 def cholesky(node):
   def run(x):
     _square("Cholesky", "input", x)
@@ -340,6 +334,60 @@ def self_adjoint_eig(node):
   return run
 
 
+@lowering("SelfAdjointEig", attrs={"T": ("float32", "float64")})
+def self_adjoint_eig_v1(node):
+  """The op of GraphDef versions < 11: eigenvalues in row 0, eigenvectors below."""
+  def run(x):
+    _square("SelfAdjointEig", "input", x)
+    a = _hermitian_from_lower(x if is_static(x) else _lower_triangle_grad(x))
+    e, v = jnp.linalg.eigh(a, UPLO="L", symmetrize_input=False)
+    return jnp.concatenate([e[..., None, :], v], axis=-2).astype(a.dtype)
+  return run
+
+
+_EIG_TOUT = {"float32": "complex64", "complex64": "complex64", "float64": "complex128",
+             "complex128": "complex128"}
+
+
+@jax.custom_jvp
+def _eig(x):
+  return jnp.linalg.eig(x)
+
+
+@_eig.defjvp
+def _eig_jvp(primals, tangents):
+  """JAX differentiates eigenvalues only: eigenvectors of unit norm as TF's gradient
+  takes them (dv_j = sum_i v_i c_ij / (w_j - w_i), c = V^-1 dA V, minus the part that
+  changes the norm), for distinct eigenvalues."""
+  (x,), (dx,) = primals, tangents
+  w, v = _eig(x)
+  c = jnp.linalg.solve(v, dx.astype(w.dtype) @ v)
+  eye = jnp.eye(x.shape[-1], dtype=bool)
+  gap = w[..., None, :] - w[..., :, None]
+  f = jnp.where(eye, 0, 1 / jnp.where(eye, 1, gap))
+  dv = v @ (f * c)
+  dv = dv - v * jnp.real(jnp.sum(jnp.conj(v) * dv, axis=-2, keepdims=True))
+  return (w, v), (jnp.diagonal(c, axis1=-2, axis2=-1), dv)
+
+
+@lowering("Eig", attrs={"T": _LINALG, "Tout": COMPLEX, "compute_v": None})
+def eig(node):
+  compute_v = node.attrs.get("compute_v", True)
+  t, tout = (np.dtype(node.attrs[k]).name for k in ("T", "Tout"))
+  if _EIG_TOUT[t] != tout:
+    raise ValueError(f"Eig: no kernel for T={t}, Tout={tout} (Tout must be "
+                     f"{_EIG_TOUT[t]})")
+
+  def run(x):
+    _square("Eig", "input", x)
+    x = jnp.asarray(x)
+    if not compute_v:
+      return jnp.linalg.eigvals(x).astype(tout), jnp.zeros((), tout)
+    w, v = _eig(x)
+    return w.astype(tout), v.astype(tout)
+  return run
+
+
 @lowering("Qr", attrs={"T": ("float16",) + _LINALG, "full_matrices": None})
 def qr(node):
   full = node.attrs.get("full_matrices", False)
@@ -358,8 +406,15 @@ def qr(node):
   return run
 
 
-# Not registered: JAX has no gradient for full_matrices=True, where TF has one (square).
-# @lowering("Svd", attrs={"T": _LINALG, "compute_uv": None, "full_matrices": None})
+def _complete(q, extra):
+  """[q, extra] for orthonormal columns `extra` completing q: `extra` moves with q's
+  derivative (d extra = -q dq^H extra, keeping it orthogonal), as in TF's Svd gradient."""
+  q0, extra = jax.lax.stop_gradient(q), jax.lax.stop_gradient(extra)
+  extra = extra - q0 @ (_adjoint(q - q0, jnp) @ extra)
+  return jnp.concatenate([q, extra], axis=-1)
+
+
+@lowering("Svd", attrs={"T": _LINALG, "compute_uv": None, "full_matrices": None})
 def svd(node):
   compute_uv = node.attrs.get("compute_uv", True)
   full = node.attrs.get("full_matrices", False)
@@ -368,12 +423,24 @@ def svd(node):
     if np.ndim(x) < 2:
       raise _shape_error("Svd", "input must have rank >= 2", ("input", x))
     x = jnp.asarray(x)
+    m, n = x.shape[-2:]
     if not compute_uv:
       s = jnp.linalg.svd(x, compute_uv=False)
       # TF leaves u and v as uninitialised scalars.
       return s.astype(x.dtype), jnp.zeros((), x.dtype), jnp.zeros((), x.dtype)
-    u, s, vh = jnp.linalg.svd(x, full_matrices=full)
-    return s.astype(x.dtype), u.astype(x.dtype), _adjoint(vh, jnp).astype(x.dtype)
+    if full and abs(m - n) > 1:  # neither JAX nor TF defines a gradient here
+      u, s, vh = jnp.linalg.svd(x, full_matrices=True)
+      return s.astype(x.dtype), u.astype(x.dtype), _adjoint(vh, jnp).astype(x.dtype)
+    # The reduced SVD (differentiable), completed to the full one by at most one column.
+    u, s, vh = jnp.linalg.svd(x, full_matrices=False)
+    v = _adjoint(vh, jnp)
+    if full and m != n:
+      uf, _, vhf = jnp.linalg.svd(jax.lax.stop_gradient(x), full_matrices=True)
+      if m > n:
+        u = _complete(u, uf[..., n:])
+      else:
+        v = _complete(v, _adjoint(vhf, jnp)[..., m:])
+    return s.astype(x.dtype), u.astype(x.dtype), v.astype(x.dtype)
   return run
 
 
@@ -396,14 +463,43 @@ def matrix_solve_ls(node):
   return run
 
 
-# Not registered: its spec did not pass (or was not verified) in time.
-# @lowering("Lu", attrs={"T": _LINALG, "output_idx_type": ("int32", "int64")})
+def _lu_modulus_pivots(a):
+  """Partial-pivoting LU that picks the pivot of largest modulus, as Eigen (TF) does:
+  LAPACK's complex getrf (jax.lax.linalg.lu) compares |re| + |im| instead."""
+  n = a.shape[-1]
+  idx = jnp.arange(n)
+
+  def step(k, carry):
+    a, perm = carry
+    col = jnp.where(idx >= k, jnp.abs(a[..., :, k]), -1)
+    p = jnp.argmax(col, axis=-1)[..., None]  # the first largest, as Eigen's maxCoeff
+    rows = jnp.where(idx == k, p, jnp.where(idx == p, k, idx))
+    a = jnp.take_along_axis(a, rows[..., None], axis=-2)
+    perm = jnp.take_along_axis(perm, rows, axis=-1)
+    pivot = a[..., k, k][..., None]
+    below = idx > k
+    l = jnp.where(below, a[..., :, k] / jnp.where(pivot == 0, 1, pivot), 0)
+    right = jnp.where(idx > k, a[..., k, :], 0)
+    a = a - l[..., :, None] * right[..., None, :]
+    a = a.at[..., :, k].set(jnp.where(below, l, a[..., :, k]))
+    return a, perm
+  perm = jnp.broadcast_to(idx, a.shape[:-1])
+  return jax.lax.fori_loop(0, n, step, (a, perm))
+
+
+@lowering("Lu", attrs={"T": _LINALG, "output_idx_type": ("int32", "int64")})
 def lu(node):
   idx = node.attrs.get("output_idx_type", np.dtype("int32"))
 
   def run(x):
     _square("Lu", "input", x)
-    lu_, _, perm = jax.lax.linalg.lu(jnp.asarray(x))
+    x = jnp.asarray(x)
+    if x.shape[-1] == 0:
+      return x, jnp.zeros(x.shape[:-1], idx)
+    if jnp.iscomplexobj(x):
+      lu_, perm = _lu_modulus_pivots(x)
+    else:
+      lu_, _, perm = jax.lax.linalg.lu(x)
     return lu_.astype(x.dtype), perm.astype(idx)
   return run
 
@@ -421,8 +517,7 @@ def _band_to_dense(bands, lower: bool):
   return jnp.where(valid, gathered, jnp.zeros((), bands.dtype))
 
 
-# Not registered: its spec did not pass (or was not verified) in time.
-# @lowering("BandedTriangularSolve", attrs={"T": _LINALG, "lower": None, "adjoint": None})
+@lowering("BandedTriangularSolve", attrs={"T": _LINALG, "lower": None, "adjoint": None})
 def banded_triangular_solve(node):
   lower, adjoint = node.attrs.get("lower", True), node.attrs.get("adjoint", False)
 
@@ -431,6 +526,9 @@ def banded_triangular_solve(node):
         or np.shape(bands)[-2] > max(np.shape(bands)[-1], 1) or np.shape(bands)[-2] < 1:
       raise _shape_error("BandedTriangularSolve", "matrix (bands) and rhs do not match",
                          ("matrix", bands), ("rhs", b))
+    if np.size(bands) == 0 or np.size(b) == 0:
+      raise _shape_error("BandedTriangularSolve", "TF's kernel rejects an empty matrix or "
+                         "rhs", ("matrix", bands), ("rhs", b))
     a = _band_to_dense(jnp.asarray(bands), lower)
     a, b = _broadcast_batch("BandedTriangularSolve", a, b)
     return jax.lax.linalg.triangular_solve(
@@ -439,8 +537,7 @@ def banded_triangular_solve(node):
   return run
 
 
-# Not registered: its spec did not pass (or was not verified) in time.
-# @lowering("TridiagonalMatMul", attrs={"T": _LINALG})
+@lowering("TridiagonalMatMul", attrs={"T": _LINALG})
 def tridiagonal_matmul(node):
   def run(sup, main, sub, rhs):
     n = np.shape(rhs)[-2] if np.ndim(rhs) >= 2 else -1
@@ -460,9 +557,8 @@ def tridiagonal_matmul(node):
   return run
 
 
-# Not registered: its spec did not pass (or was not verified) in time.
-# @lowering("TridiagonalSolve", attrs={"T": _LINALG, "partial_pivoting": None,
-#                                      "perturb_singular": (False,)})
+@lowering("TridiagonalSolve", attrs={"T": _LINALG, "partial_pivoting": None,
+                                     "perturb_singular": (False,)})
 def tridiagonal_solve(node):
   def run(diags, rhs):
     if np.ndim(diags) < 2 or np.shape(diags)[-2] != 3 or np.ndim(rhs) < 2 or \
@@ -480,6 +576,18 @@ def tridiagonal_solve(node):
   return run
 
 
+@lowering("MatrixExponential", attrs={"T": _LINALG})
+def matrix_exponential(node):
+  """The op of GraphDef versions < 27 (tf.linalg.expm is a composition since)."""
+  def run(x):
+    _square("MatrixExponential", "input", x)
+    x = jnp.asarray(x)
+    if x.shape[-1] == 0:
+      return x
+    return jax.scipy.linalg.expm(x).astype(x.dtype)
+  return run
+
+
 def _sqrtm(a, iterations: int = 30):
   """Principal square root by the Denman-Beavers iteration: differentiable, and exact to
   rounding after ~30 steps for matrices with no eigenvalue on the closed negative axis
@@ -490,8 +598,7 @@ def _sqrtm(a, iterations: int = 30):
   return y
 
 
-# Not registered: its spec did not pass (or was not verified) in time.
-# @lowering("MatrixSquareRoot", attrs={"T": _LINALG})
+@lowering("MatrixSquareRoot", attrs={"T": _LINALG})
 def matrix_square_root(node):
   def run(x):
     _square("MatrixSquareRoot", "input", x)
@@ -502,8 +609,7 @@ def matrix_square_root(node):
   return run
 
 
-# Not registered: its spec did not pass (or was not verified) in time.
-# @lowering("MatrixLogarithm", attrs={"T": COMPLEX})
+@lowering("MatrixLogarithm", attrs={"T": COMPLEX})
 def matrix_logarithm(node):
   def run(x):
     _square("MatrixLogarithm", "input", x)

@@ -238,3 +238,78 @@ def _reduce(node, name: str):
 
 _reduction("Sum", "sum", NUMBER)
 _reduction("Mean", "mean", FLOAT + COMPLEX)  # integer Mean truncates: not lowered yet
+
+
+# Gradient kernels of unary ops (written by tf.gradients / TF1 graphs) --------------------
+# Inputs (y, dy): the forward op's output and the incoming gradient. The Sqrt, Rsqrt and
+# Reciprocal kernels use conj(y) for complex dtypes and give 0 where dy is 0 (also where
+# y is 0 or inf), with TF's second derivatives; the Sigmoid and Tanh ones take y as it
+# is. Like TF's and XLA's CPU code, the NumPy (static) path flushes subnormal
+# intermediate results to zero (float16's are not: Eigen rounds float results to them).
+
+
+def _flush(v):
+  if v.dtype.kind == "c" or v.dtype == np.float16:
+    return v
+  return np.where(np.abs(v) < ml_dtypes.finfo(v.dtype).tiny, np.zeros((), v.dtype), v)
+
+
+def _zero_for_zero_dy(m, formula, y, dy):
+  out = formula(y, dy)
+  return m.where(dy == 0, m.zeros((), out.dtype), out)
+
+
+def _with_tf_second_derivative(formula, d_y):
+  """The jnp kernel; its JVP is formula(y, t_dy) + t_y * d_y(y, dy), TF's gradients except
+  that a zero cotangent of dy times an infinite derivative gives NaN (TF: 0), which only a
+  custom_vjp could give (and would lose forward mode)."""
+  @jax.custom_jvp
+  def kernel(y, dy):
+    return _zero_for_zero_dy(jnp, formula, y, dy)
+
+  @kernel.defjvp
+  def kernel_jvp(primals, tangents):
+    (y, dy), (t_y, t_dy) = primals, tangents
+    return kernel(y, dy), formula(y, t_dy) + t_y * d_y(y, dy)
+  return kernel
+
+
+def _grad_kernel(op: str, formula, d_y=None) -> None:
+  """`formula(y, dy, f)` with `f` the flush of intermediates; `d_y` (for the kernels that
+  conjugate y and zero out dy == 0): the derivative w.r.t. y times dy."""
+  traced = (_with_tf_second_derivative(lambda y, dy: formula(y, dy, lambda v: v), d_y)
+            if d_y else (lambda y, dy: formula(y, dy, lambda v: v)))
+
+  @lowering(op, attrs={"T": FLOAT + COMPLEX})
+  def build(node):
+    def run(y, dy):
+      dtype = np.result_type(y)
+      m = xnp(y, dy)
+      y, dy = m.asarray(y), m.asarray(dy)
+      if d_y and m.iscomplexobj(y):
+        y = m.conj(y)
+      if m is jnp:
+        return traced(y, dy).astype(dtype)
+      with np.errstate(all="ignore"):
+        out = formula(y, dy, _flush)
+        if d_y:
+          out = np.where(dy == 0, np.zeros((), out.dtype), out)
+      return out.astype(dtype)
+    return run
+  LOWERINGS.append(build)
+
+
+def _one(y, v):
+  return np.asarray(v, y.dtype) if isinstance(y, np.ndarray) else jnp.asarray(v, y.dtype)
+
+
+_grad_kernel("SigmoidGrad", lambda y, dy, f: f(f(dy * y) * f(_one(y, 1) - y)))
+_grad_kernel("TanhGrad", lambda y, dy, f: f(dy * f(_one(y, 1) - f(y * y))))
+# TF's second derivatives: SqrtGrad (-(dy / y) ... = -out / y, 0.5 / y), RsqrtGrad
+# (-1.5 * dy * y**2, rsqrt_grad), ReciprocalGrad (-2 * dy * y, reciprocal_grad).
+_grad_kernel("SqrtGrad", lambda y, dy, f: f(f(_one(y, 0.5) * dy) / y),
+             lambda y, dy: -(_one(y, 0.5) * dy / y) / y)
+_grad_kernel("RsqrtGrad", lambda y, dy, f: f(f(_one(y, -0.5) * f(dy * y)) * f(y * y)),
+             lambda y, dy: _one(y, -1.5) * dy * y * y)
+for _op in ("ReciprocalGrad", "InvGrad"):
+  _grad_kernel(_op, lambda y, dy, f: f(f(-y * y) * dy), lambda y, dy: _one(y, -2) * dy * y)

@@ -141,3 +141,36 @@ def _arg(op: str, name: str) -> None:
 
 _arg("ArgMax", "argmax")
 _arg("ArgMin", "argmin")
+
+
+@lowering("HistogramFixedWidth", attrs={"T": ("int32", "int64", "float32", "float64"),
+                                       "dtype": _INDEX}, static_inputs=(2,))
+def _histogram_fixed_width(node):
+  """TF's kernel: bin = min(int((max(x, lo) - lo) / ((hi - lo) / nbins)), nbins - 1), the
+  differences taken in T and the division in float64 (float32 without x64, which may
+  put a value within an ulp of a bin edge in the other bin). NaN values are undefined
+  in TF (its int cast of NaN)."""
+  from tf2jax_core.ops.array_ops import _known
+  out = np.dtype(node.attrs.get("dtype", "int32"))
+
+  def run(values, value_range, nbins):
+    if np.shape(value_range) != (2,):
+      raise ValueError(f"value_range must have 2 elements, got shape "
+                       f"{list(np.shape(value_range))}")
+    if np.ndim(nbins) != 0 or int(nbins) <= 0:
+      raise ValueError(f"nbins must be a positive scalar, got {np.asarray(nbins).tolist()}")
+    n = int(nbins)
+    known = _known(value_range)
+    if known is not None and not known[0] < known[1]:
+      raise ValueError(f"value_range must satisfy value_range[0] < value_range[1], got "
+                       f"{known.tolist()}")
+    m = xnp(values, value_range)
+    wide = np.float64 if m is np or jax.config.jax_enable_x64 else np.float32
+    lo, hi = value_range[0], value_range[1]
+    step = (hi - lo).astype(wide) / wide(n)
+    diff = (m.maximum(values, lo) - lo).astype(wide)
+    bins = m.minimum(diff / step, wide(n - 1)).astype(np.int32).reshape(-1)
+    if m is np:
+      return np.bincount(bins, minlength=n).astype(out)
+    return jnp.bincount(bins, length=n).astype(out)
+  return run

@@ -320,10 +320,12 @@ def _linalg_specs() -> list[OpSpec]:
              grad_tolerance=_grad_tol(),
              notes=_LINALG_NOTE + " The triangle TF does not read holds other values; "
                    "batch dimensions broadcast."),
-      OpSpec("Cholesky", _cholesky_example, tolerance=_linalg_tol(),
+      OpSpec("Cholesky", _cholesky_example, build=_cholesky_build, tolerance=_linalg_tol(),
              grad_tolerance=_grad_tol(),
-             notes=_LINALG_NOTE + " Only the lower triangle is Hermitian positive "
-                   "definite: the upper one holds other values, which TF does not read."),
+             notes="the op's input is x x^H + n I (x in [-1, 1], eigenvalues in [n, 2n]) in "
+                   "the lower triangle and x in the strict upper one, which TF does not "
+                   "read: any x, rolled vmap batches too, gives a positive definite "
+                   "matrix (TF's results are garbage for others)."),
       OpSpec("SelfAdjointEigV2", _eig_example, build=_eig_build, tolerance=_linalg_tol(),
              grad_tolerance=_grad_tol(),
              notes=_LINALG_NOTE + " Hermitian matrices with eigenvalues of magnitude in "
@@ -340,37 +342,62 @@ def _linalg_specs() -> list[OpSpec]:
              grad_tolerance=_grad_tol(),
              notes=_LINALG_NOTE + " Singular values in [1, 2.5], at least 0.37 apart; "
                    "outputs compared: s, U diag(s) V^H, |U| and |V| on the first "
-                   "min(m, n) columns."),
+                   "min(m, n) columns, all columns with full_matrices and |m - n| = 1 "
+                   "(the completing column is unique up to phase). Neither TF nor tf2jax "
+                   "differentiates full_matrices with |m - n| > 1."),
       OpSpec("MatrixSolveLs", _lstsq_example, static_inputs=("l2_regularizer",),
              tolerance=_linalg_tol(), grad_tolerance=_grad_tol(), notes=_LINALG_NOTE),
-      OpSpec("Lu", _lu_example, tolerance=_linalg_tol(), grad_tolerance=_grad_tol(),
-             notes=_LINALG_NOTE + " LU factors and permutations compared directly (both "
-                   "sides pivot on the largest magnitude)."),
-      OpSpec("BandedTriangularSolve", _banded_example, tolerance=_linalg_tol(),
+      OpSpec("Lu", _lu_example, tolerance=_linalg_tol(),
              transforms=("jit", "static", "x64", "vmap"),
-             notes=_LINALG_NOTE + " TF defines no gradient for it."),
+             notes=_LINALG_NOTE + " LU factors and permutations compared directly (both "
+                   "sides pivot on the largest modulus); generic random values, so that no "
+                   "two pivot candidates tie up to rounding. TF defines no gradient for "
+                   "it."),
+      OpSpec("BandedTriangularSolve", _banded_example, tolerance=_linalg_tol(),
+             grad_tolerance=_grad_tol(),
+             notes=_LINALG_NOTE + " One band only with batch shapes that differ: TF's "
+                   "gradient has the wrong shape for one band otherwise (a TF bug)."),
       OpSpec("TridiagonalMatMul", _tridiag_matmul_example, tolerance=_linalg_tol(),
              grad_tolerance=_grad_tol(), notes="finite values in [-10, 10]."),
-      OpSpec("TridiagonalSolve", _tridiag_solve_example, tolerance=_linalg_tol(),
-             grad_tolerance=_grad_tol(), notes=_LINALG_NOTE),
-      OpSpec("MatrixSquareRoot", _sqrtm_example, tolerance=_linalg_tol(),
+      OpSpec("TridiagonalSolve", _tridiag_solve_example, build=_tridiag_solve_build,
+             tolerance=_linalg_tol(), grad_tolerance=_grad_tol(),
+             notes="diagonals with parts in [-1, 1], plus 5 on the main one in the TF "
+                   "function (diagonally dominant for any values, vmap's rolled batches "
+                   "too); rhs in [-10, 10]."),
+      OpSpec("MatrixSquareRoot", _sqrtm_example, build=_shifted_build("MatrixSquareRoot"),
+             tolerance=_linalg_tol(),
              grad_tolerance=_grad_tol(),
-             notes=_LINALG_NOTE + " Diagonally dominant matrices with a positive "
-                   "diagonal (eigenvalues in the right half-plane)."),
-      OpSpec("MatrixLogarithm", _sqrtm_example, tolerance=_linalg_tol(),
+             notes="x + n I in the TF function, x with parts in [-0.5, 0.5]: eigenvalues "
+                   "within 0.71 n of n (right half-plane) for any x, vmap's rolled "
+                   "batches too."),
+      OpSpec("MatrixLogarithm", _sqrtm_example, build=_shifted_build("MatrixLogarithm"),
+             tolerance=_linalg_tol(),
              transforms=("jit", "static", "x64", "vmap"),
-             notes=_LINALG_NOTE + " Diagonally dominant matrices with a positive "
-                   "diagonal (eigenvalues in the right half-plane). TF defines no "
-                   "gradient for it."),
+             notes="x + n I in the TF function, x with parts in [-0.5, 0.5]: eigenvalues "
+                   "within 0.71 n of n (right half-plane) for any x, vmap's rolled "
+                   "batches too. TF defines no gradient for it."),
   ]
-  unregistered = {"Lu", "BandedTriangularSolve", "TridiagonalMatMul", "TridiagonalSolve",
-                  "MatrixSquareRoot", "MatrixLogarithm",
-                  # vmap batches hold matrices that are not positive definite: TF gives
-                  # zeros for some, jnp.linalg.cholesky NaN.
-                  "Cholesky",
-                  # JAX has no gradient for full_matrices=True.
-                  "Svd"}  # lowerings not registered
-  return [s for s in specs if s.op not in unregistered]
+  specs += [
+      OpSpec("SelfAdjointEig", _eig_example, build=_eig_v1_build, rewrite=_eig_v1_rewrite,
+             tolerance=_linalg_tol(), grad_tolerance=_grad_tol(),
+             notes=_STAND_IN + "SelfAdjointEigV2, whose eigenvalues and eigenvectors are "
+                   "concatenated as the old op returned them. " + _LINALG_NOTE
+                   + " Hermitian matrices with eigenvalues of magnitude in [1, 2.5], at "
+                   "least 0.37 apart; eigenvectors compared through their squares (sign "
+                   "free). TF never had a gradient for it: the stand-in's is compared."),
+      OpSpec("MatrixExponential", _expm_example, build=_expm_build, rewrite=_expm_rewrite,
+             tolerance=_linalg_tol(), grad_tolerance=_grad_tol(),
+             notes=_STAND_IN + "tf.linalg.expm (a composition of TF ops: Pade "
+                   "approximant, scaling and squaring). Finite values in [-1, 1]."),
+      OpSpec("Eig", _nonsym_eig_example, build=_nonsym_eig_build, tolerance=_linalg_tol(),
+             grad_tolerance=_grad_tol(),
+             notes="P diag(w) P^-1 with P diagonally dominant (condition number below ~3) "
+                   "and eigenvalues at least 0.5 apart (real for real dtypes). Compared "
+                   "without the order, phase and scale freedom: the power sums "
+                   "sum_j w_j^k (k = 1..n) and |V|^2 Vandermonde(w) (row i, column k: "
+                   "sum_j |V_ij|^2 w_j^k, k = 0..n-1), real and imaginary parts apart."),
+  ]
+  return specs
 
 
 def _trisolve_example(dtype):
@@ -385,19 +412,26 @@ def _trisolve_example(dtype):
 
 
 def _cholesky_example(dtype):
-  def fix(t):
-    a, junk = t
-    n = a.shape[-1]
-    herm = (a + np.conj(np.swapaxes(a, -1, -2))) / 2
-    herm = herm + np.eye(n) * (np.abs(herm).sum(-1, keepdims=True))  # clearly positive
-    lower = np.tril(np.ones((n, n), bool))
-    return Example({"input": np.where(lower, herm, junk).astype(a.dtype)})
-
   def for_draw(t):
     batch, n = t
-    return st.tuples(cst.well_conditioned_matrices(dtype, n, batch),
-                     cst.finite_arrays(dtype, tuple(batch) + (n, n), bound=10.0)).map(fix)
+    return cst.finite_arrays(dtype, tuple(batch) + (n, n), bound=1.0).map(
+        lambda x: Example({"input": x}))
   return st.tuples(_batches(), st.integers(0, 4)).flatmap(for_draw)
+
+
+def _cholesky_build(example):
+  """Cholesky of x x^H + n I (Hermitian, eigenvalues in [n, 2n]) in the lower triangle
+  and x in the strict upper one, which TF does not read. Any x gives such a matrix, so
+  the rolled vmap batches stay positive definite (TF gives garbage otherwise)."""
+  tf = _tf()
+  n = example.inputs["input"].shape[-1]
+
+  def body(x):
+    eye = tf.eye(n, dtype=x.dtype)
+    spd = tf.matmul(x, x, adjoint_b=True) + n * eye
+    upper = tf.linalg.band_part(x, 0, -1) - tf.linalg.band_part(x, 0, 0)
+    return tf.raw_ops.Cholesky(input=tf.linalg.band_part(spd, -1, 0) + upper)
+  return body
 
 
 def _eig_example(dtype):
@@ -467,10 +501,13 @@ def _svd_build(example):
     s, u, v = tf.raw_ops.Svd(input=x, compute_uv=uv, full_matrices=full)
     if not uv:
       return s
-    k = min(x.shape[-2], x.shape[-1])
+    m, n = x.shape[-2], x.shape[-1]
+    k = min(m, n)
     us = u[..., :k] * tf.expand_dims(s, -2)
-    return s, tf.matmul(us, v[..., :k], adjoint_b=True), _abs2(tf, u[..., :k]), \
-        _abs2(tf, v[..., :k])
+    # With full_matrices and |m - n| = 1 the completing column is unique up to phase.
+    j = max(m, n) if full and abs(m - n) <= 1 else k
+    return s, tf.matmul(us, v[..., :k], adjoint_b=True), _abs2(tf, u[..., :j]), \
+        _abs2(tf, v[..., :j])
   return body
 
 
@@ -486,12 +523,21 @@ def _lstsq_example(dtype):
 
 
 def _lu_example(dtype):
-  def for_draw(t):
-    batch, n, idx = t
-    return cst.well_conditioned_matrices(dtype, n, batch).map(
-        lambda a: Example({"input": a}, {"output_idx_type": idx}))
-  return st.tuples(_batches(), st.integers(0, 4), st.sampled_from(["int32", "int64"])
-                   ).flatmap(for_draw)
+  """Diagonally dominant matrices of generic values (seeded from hypothesis): the pivots
+  depend on comparisons of computed magnitudes, which rounding decides where they tie
+  (hypothesis's round values tie often, in vmap's rolled batches too)."""
+  cplx = dtype in D.COMPLEX
+
+  def build(t):
+    batch, n, idx, seed = t
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(-1, 1, tuple(batch) + (n, n))
+    if cplx:
+      a = a + 1j * rng.uniform(-1, 1, a.shape)
+    a = a + np.eye(n) * (2 * np.abs(a).sum(-1, keepdims=True) + 1)
+    return Example({"input": a.astype(D.np_dtype(dtype))}, {"output_idx_type": idx})
+  return st.tuples(_batches(), st.integers(0, 4), st.sampled_from(["int32", "int64"]),
+                   st.integers(0, 2**32 - 1)).map(build)
 
 
 def _banded_example(dtype):
@@ -506,6 +552,10 @@ def _banded_example(dtype):
   def for_draw(t):
     (ba, bb), n, num, k, lower, adjoint = t
     num = min(num, max(n, 1))
+    if num == 1 and tuple(ba) == tuple(bb):
+      # TF's gradient has shape [..., n] instead of [..., 1, n] for one band unless it
+      # unbroadcasts (matrix_diag_part with k=(0, 0) drops the band axis): a TF bug.
+      ba = (1,) + tuple(ba)
     return st.tuples(cst.finite_arrays(dtype, tuple(ba) + (num, n), bound=1.0),
                      cst.finite_arrays(dtype, tuple(bb) + (n, k), bound=10.0)).map(
         lambda v: Example({"matrix": fix((v[0], lower)), "rhs": v[1]},
@@ -527,24 +577,137 @@ def _tridiag_matmul_example(dtype):
 
 
 def _tridiag_solve_example(dtype):
-  def fix(d):
-    d = d.copy()
-    d[..., 1, :] = 3 + np.abs(d[..., 1, :])
-    return d
-
   def for_draw(t):
     batch, n, k, pivot = t
     return st.tuples(cst.finite_arrays(dtype, tuple(batch) + (3, n), bound=1.0),
                      cst.finite_arrays(dtype, tuple(batch) + (n, k), bound=10.0)).map(
-        lambda v: Example({"diagonals": fix(v[0]), "rhs": v[1]},
-                          {"partial_pivoting": pivot}))
+        lambda v: Example({"diagonals": v[0], "rhs": v[1]}, {"partial_pivoting": pivot}))
   return st.tuples(_batches(), st.integers(1, 4), st.integers(1, 3), st.booleans()
                    ).flatmap(for_draw)
+
+
+def _tridiag_solve_build(example):
+  """The drawn diagonals (parts in [-1, 1]) plus 5 on the main one: diagonally dominant
+  for any values, rolled vmap batches too (TF gives NaN for singular systems)."""
+  tf = _tf()
+  pivot = example.attrs["partial_pivoting"]
+
+  def body(diags, rhs):
+    shift = tf.constant([[0.0], [5.0], [0.0]], diags.dtype)
+    return tf.raw_ops.TridiagonalSolve(diagonals=diags + shift, rhs=rhs,
+                                       partial_pivoting=pivot)
+  return body
 
 
 def _sqrtm_example(dtype):
   def for_draw(t):
     batch, n = t
-    return cst.well_conditioned_matrices(dtype, n, batch).map(
+    return cst.finite_arrays(dtype, tuple(batch) + (n, n), bound=0.5).map(
         lambda a: Example({"input": a}))
   return st.tuples(_batches(), st.integers(0, 4)).flatmap(for_draw)
+
+
+def _shifted_build(op):
+  """op(x + n I) for x with parts in [-0.5, 0.5]: eigenvalues within 0.71 n of n (in the
+  right half-plane, away from the branch cut) for any x, vmap's rolled batches too."""
+  def build(example):
+    tf = _tf()
+    n = example.inputs["input"].shape[-1]
+    return lambda x: getattr(tf.raw_ops, op)(input=x + n * tf.eye(n, dtype=x.dtype))
+  return build
+
+
+# Ops TF no longer runs: TF runs an equivalent graph (the stand-in), which is then
+# rewritten into the graph old TF versions wrote (see OpSpec.rewrite).
+
+_STAND_IN = "TF no longer runs it (removed from GraphDef versions); reference: "
+
+
+def _node(graph_def, name):
+  return next(n for n in graph_def.node if n.name == name)
+
+
+def _splice(graph_def, op: str, prefix: str, producer: int):
+  """A node `op` reading `<prefix>_in` replaces what feeds `<prefix>_out`."""
+  node = graph_def.node.add(name=prefix, op=op, input=[f"{prefix}_in"])
+  node.attr["T"].type = _node(graph_def, f"{prefix}_in").attr["T"].type
+  _node(graph_def, f"{prefix}_out").input[0] = prefix
+  graph_def.versions.producer = producer
+  return node
+
+
+def _eig_v1_build(example):
+  tf = _tf()
+
+  def body(x):
+    e, v = tf.raw_ops.SelfAdjointEigV2(input=tf.identity(x, name="sae_in"), compute_v=True)
+    out = tf.identity(tf.concat([tf.expand_dims(e, -2), v], axis=-2), name="sae_out")
+    return out[..., 0, :], tf.square(out[..., 1:, :])
+  return body
+
+
+def _eig_v1_rewrite(graph_def, example):
+  del example
+  _splice(graph_def, "SelfAdjointEig", "sae", producer=10)
+
+
+def _expm_example(dtype):
+  def for_draw(t):
+    batch, n = t
+    return cst.finite_arrays(dtype, tuple(batch) + (n, n), bound=1.0).map(
+        lambda a: Example({"input": a}))
+  return st.tuples(_batches(), st.integers(0, 4)).flatmap(for_draw)
+
+
+def _expm_build(example):
+  tf = _tf()
+  return lambda x: tf.identity(tf.linalg.expm(tf.identity(x, name="expm_in")),
+                               name="expm_out")
+
+
+def _expm_rewrite(graph_def, example):
+  del example
+  _splice(graph_def, "MatrixExponential", "expm", producer=26)
+
+
+def _nonsym_eig_example(dtype):
+  cplx = dtype in D.COMPLEX
+
+  def build(t):
+    batch, n, seed, compute_v = t
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(-1, 1, tuple(batch) + (n, n))
+    if cplx:
+      p = p + 1j * rng.uniform(-1, 1, p.shape)
+    p = p + np.eye(n) * (2 * np.abs(p).sum(-1, keepdims=True) + 1)  # well-conditioned
+    w = 1.0 + 0.5 * np.arange(n)
+    w = np.array([rng.permutation(w) for _ in np.ndindex(*batch)]).reshape(
+        tuple(batch) + (n,))
+    if cplx:
+      w = w + 1j * rng.uniform(-1, 1, w.shape)
+    a = (p * w[..., None, :]) @ np.linalg.inv(p) if n else p
+    return Example({"input": a.astype(D.np_dtype(dtype))},
+                   {"Tout": "complex64" if D.finfo(_PART.get(dtype, dtype)).bits == 32
+                    else "complex128", "compute_v": compute_v})
+  return st.tuples(_batches(), st.integers(0, 4), st.integers(0, 2**32 - 1),
+                   st.booleans()).map(build)
+
+
+def _nonsym_eig_build(example):
+  tf = _tf()
+  tout = example.attrs["Tout"]
+  compute_v = example.attrs["compute_v"]
+
+  def body(x):
+    w, v = tf.raw_ops.Eig(input=x, Tout=tf.as_dtype(tout), compute_v=compute_v)
+    n = x.shape[-1]
+    powers = [tf.ones_like(w)]
+    for _ in range(n):
+      powers.append(powers[-1] * w)
+    vander = tf.stack(powers, axis=-1)  # [..., n, n + 1]: w_j^k
+    sums = tf.reduce_sum(vander[..., 1:], axis=-2)
+    outs = [sums]
+    if compute_v:
+      outs.append(tf.matmul(tf.cast(_abs2(tf, v), w.dtype), vander[..., :n]))
+    return [part for o in outs for part in (tf.math.real(o), tf.math.imag(o))]
+  return body

@@ -274,3 +274,45 @@ def logical_example(unary: bool):
 for _op, _unary in [("LogicalAnd", False), ("LogicalOr", False), ("LogicalNot", True)]:
   SPECS.append(OpSpec(_op, logical_example(_unary), dtype_attr=None, dtypes=("bool",),
                       transforms=NO_GRAD, notes="bool only (the op has no type attr)."))
+
+
+# HistogramFixedWidth ----------------------------------------------------------------
+
+
+@st.composite
+def _histogram_example(draw, dtype):
+  """Ranges whose width and offsets cannot overflow T (TF's kernel then indexes out of
+  bounds), now and then an empty range (TF rejects it); values without NaN (TF casts NaN
+  to int32: undefined), from anywhere or from within the range."""
+  if dtype in D.FLOAT:
+    big = float(D.finfo(dtype).max) / 4
+    kw = dict(min_value=-big, max_value=big, allow_nan=False, allow_inf=False)
+  else:
+    info = D.iinfo(dtype)
+    kw = dict(min_value=int(info.min), max_value=int(info.max))
+  lo = draw(cst.elements(dtype, **kw))
+  if dtype not in D.FLOAT:
+    lo = int(lo)
+  top = kw["max_value"] if dtype in D.FLOAT else min(int(info.max), lo + int(info.max))
+  hi = draw(cst.elements(dtype, **{**kw, "min_value": lo, "max_value": top}))
+  if lo == hi and draw(st.integers(0, 3)):
+    hi, lo = (np.asarray(v, D.np_dtype(dtype)) for v in (top, lo))
+  shape = draw(cst.shapes(max_dims=3, max_size=24))
+  inside = dict(min_value=lo, max_value=hi, allow_nan=False) if dtype in D.FLOAT else \
+      dict(min_value=int(lo), max_value=int(hi))
+  anywhere = dict(allow_nan=False) if dtype in D.FLOAT else \
+      dict(max_value=top)
+  values = draw(cst.arrays(dtype, shape, **anywhere) if not lo < hi else
+                st.one_of(cst.arrays(dtype, shape, **inside),
+                          cst.arrays(dtype, shape, **anywhere)))
+  return Example({"values": values,
+                  "value_range": np.array([lo, hi], D.np_dtype(dtype)),
+                  "nbins": np.asarray(draw(st.integers(1, 6)), np.int32)},
+                 {"dtype": draw(cst.index_dtypes())})
+
+
+SPECS.append(OpSpec(
+    "HistogramFixedWidth", _histogram_example, static_inputs=("nbins",), transforms=NO_GRAD,
+    notes="No NaN values (TF casts NaN to an int: undefined); ranges whose width and "
+          "offsets fit T (TF's kernel writes out of bounds otherwise). Values outside "
+          "the range count in the edge bins."))

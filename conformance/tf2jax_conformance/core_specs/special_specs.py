@@ -1,6 +1,8 @@
-"""Specs of the core's further elementwise ops (tf2jax_core/ops/elementwise_ops.py and
-bitwise_ops.py): division and modulo, rounding, classification, clipping, powers, the
-x*log(y) family, trig/hyperbolic and special functions, complex parts and bitwise ops.
+"""Specs of the core's further elementwise ops (tf2jax_core/ops/elementwise_ops.py,
+special_ops.py and bitwise_ops.py): division and modulo, rounding, classification,
+clipping, powers, the x*log(y) family, trig/hyperbolic and special functions (incomplete
+gamma/beta, zeta, polygamma, Bessel, Dawson, Ei, Fresnel, Spence), complex parts and
+bitwise ops.
 
 Real inputs take every edge value (0, -0.0, +-inf, NaN, the largest finite values,
 subnormals, int min/max). Complex inputs are moderate (see math_specs._COMPLEX_DOMAIN).
@@ -141,10 +143,36 @@ def pow_example(dtype):
   return binary_example()(dtype)
 
 
-_POW_COMPLEX = ("not lowered yet: z**w = exp(w log z) is ill-conditioned in |w log z| "
-                "(Pow(0.001j, 3) in complex64 differs by 8.4 ulps between TF and XLA); the "
-                "spec needs a tolerance scaled by it")
-# Pow: not registered yet (see tf2jax_core/ops/elementwise_ops.py); pow_example stays.
+def _pow_tolerance(dtype, ex):
+  """Complex z**w = exp(w log z) is ill-conditioned in |w log z| (Pow(0.001j, 3) in
+  complex64 differs by 8.4 ulps between TF and XLA), and each part of the result may be
+  much smaller than its modulus: 8 eps of |z**w| (1 + |w log z|) absolute are added."""
+  base = default_tolerance(dtype)
+  if dtype not in D.COMPLEX:
+    return base
+  x, y = (np.asarray(ex.inputs[k]).astype(np.complex128) for k in "xy")
+  with np.errstate(all="ignore"):
+    scale = np.abs(x ** y) * (1 + np.abs(y * np.log(x)))
+  scale = scale[np.isfinite(scale)]
+  eps = float(D.finfo(_REAL_OF[dtype]).eps)
+  return Tolerance(base.rtol, base.atol + 8 * eps * (float(np.max(scale)) if scale.size else 0))
+
+
+def _pow_cotangents(dtype, shape):
+  """float16 cotangents of magnitude <= 1: TF's y gradient (g * z) * log_x (log_x 0 where
+  x <= 0) is NaN where g * z overflows float16 but z does not; no JVP (linear in g) can
+  give that."""
+  if dtype != "float16":
+    return cst.cotangents(dtype, shape)
+  return cst.cotangents(dtype, shape).map(lambda c: np.clip(c, -1, 1).astype(c.dtype))
+
+
+SPECS.append(OpSpec("Pow", pow_example, tolerance=_pow_tolerance, cotangents=_pow_cotangents,
+                    notes=(
+    "Integer exponents are mostly in [0, 70) (negative ones raise in TF, and in the "
+    "converted function when known). Complex bases are nonzero, parts of moderate size; "
+    "tolerance scaled by |z**w| (1 + |w log z|) (see special_specs._pow_tolerance). "
+    "float16 cotangents are at most 1 in magnitude (see special_specs._pow_cotangents).")))
 
 for _op in ["Xlogy", "Xdivy", "Xlog1py"]:
   SPECS.append(OpSpec(_op, binary(1e15, nonzero_y=True),
@@ -316,3 +344,129 @@ SPECS.append(OpSpec("Lgamma", unary_example(), tolerance={
     "float32": _abs_ulps("float32", 8), "float64": _abs_ulps("float64", 8)},
     notes="Absolute tolerance of 8 float32/float64 eps besides the default (zeros at 1 "
           "and 2, see special_specs.py)."))
+
+
+# Special functions (tf2jax_core/ops/special_ops.py) ------------------------------------
+
+_HALF_IN_F32 = Tolerance(default_tolerance("float16").rtol, 8 * float(D.finfo("float32").eps))
+
+
+def _rel_abs(n_rel: float, n_abs: float, half_abs: float = 8.0):
+  """n_rel ulps relative plus n_abs eps absolute (half dtypes: computed in float32)."""
+  return {"float16": Tolerance(default_tolerance("float16").rtol,
+                               half_abs * float(D.finfo("float32").eps)),
+          **{d: Tolerance(n_rel * float(D.finfo(d).eps),
+                          n_abs * float(D.finfo(d).eps) + float(D.finfo(d).tiny))
+             for d in ("float32", "float64")}}
+
+
+for _op in ["BesselI0", "BesselI0e", "BesselI1", "BesselI1e"]:
+  SPECS.append(OpSpec(_op, unary_example(), tolerance={"float16": _HALF_IN_F32}))
+
+# K0, K1 (and K0e, K1e) are +inf for x <= 0 in TF (SciPy: NaN below 0), and so in tf2jax.
+# TF's Cephes series and tf2jax's Chebyshev series (fitted to SciPy) each err by a few ulps:
+# up to 7 ulps apart on a dense grid (BesselK1e(1.7) in float32), so 16 ulps are allowed.
+for _op in ["BesselK0", "BesselK0e", "BesselK1", "BesselK1e"]:
+  SPECS.append(OpSpec(_op, unary_example(), tolerance=_rel_abs(16, 0),
+                      notes="+inf for x <= 0, as TF's kernel (the functions are defined "
+                            "for x > 0). 16 ulps (two independent series, see "
+                            "special_specs.py)."))
+
+# J0, J1, Y0, Y1 oscillate: near their zeros the relative error of any approximation is
+# unbounded, and for large x the result depends on how the phase x - pi/4 is rounded: up
+# to ~x eps radians, times the amplitude sqrt(2 / (pi x)). TF's Cephes approximations and
+# tf2jax's Chebyshev series differ by a few eps absolute near zeros (BesselY1(6.7) in
+# float64: 10 eps apart, 2.3e-15 absolute), and SciPy's float64 values (the static path)
+# by the phase rounding of TF's float32 kernel for float16 inputs (BesselJ0 of large
+# float16 values: 2.9e-6 apart). So 16 eps + 2 min(x eps, 1) sqrt(2 / (pi x)) absolute
+# is added (float16 is computed in float32: float32's eps).
+def _oscillating_tolerance(cotangent: float):
+  def tolerance(dtype, ex):
+    x = np.abs(np.asarray(ex.inputs["x"], np.float64))
+    x = x[np.isfinite(x)]
+    eps = float(D.finfo("float32" if dtype == "float16" else dtype).eps)
+    phase = 2 * np.minimum(x * eps, 1) * np.sqrt(2 / (np.pi * np.maximum(x, 1)))
+    bound = 16 * eps + (float(np.max(phase)) if x.size else 0.0)
+    rtol = default_tolerance(dtype).rtol * (2 if cotangent > 1 else 1)
+    return Tolerance(rtol, bound * cotangent + float(D.finfo(dtype).tiny))
+  return tolerance
+
+
+for _op in ["BesselJ0", "BesselJ1", "BesselY0", "BesselY1"]:
+  SPECS.append(OpSpec(_op, unary_example(), tolerance=_oscillating_tolerance(1),
+                      grad_tolerance=_oscillating_tolerance(10),
+                      notes="Absolute tolerance of 16 eps + 2 min(x eps, 1) sqrt(2 / (pi x)) "
+                            "besides the default (oscillating functions, phase rounding; see "
+                            "special_specs.py); NaN at +-inf and Y -inf for x <= 0, as TF's "
+                            "kernel."))
+
+
+def _dawsn_example(dtype):
+  # TF's Dawsn is 0.5 / |x| for x <= -1e9 (the sign is flipped twice; a TF bug, Dawson's
+  # integral is odd): such values are drawn as |x|.
+  return unary_example()(dtype).map(lambda e: Example({"x": np.where(
+      e.inputs["x"] <= -1e9, np.abs(e.inputs["x"]), e.inputs["x"])}))
+
+
+SPECS.append(OpSpec("Dawsn", _dawsn_example, notes="x > -1e9: below, TF's kernel returns "
+                    "-dawsn(x) (a TF bug; tf2jax gives dawsn(x))."))
+SPECS.append(OpSpec("Expint", unary_example(), notes="NaN for x < 0, as TF's kernel."))
+
+
+def _fresnel_tolerance(dtype, ex):
+  """The default plus 8 eps * max|x| absolute: for large x the Fresnel integrals are
+  1/2 + O(1/x) terms in sin/cos(pi/2 x^2), whose rounded argument (pi/2 x^2 in the input's
+  precision, as TF computes it) shifts the result by up to ~|x| eps (FresnelCos(1e4) in
+  float32: TF 0.49998, the exact value 0.50000). Beyond |x| = 36974 both give +-1/2."""
+  base = default_tolerance(dtype)
+  x = np.abs(np.asarray(ex.inputs["x"], np.float64))
+  x = x[np.isfinite(x) & (x <= 36974)]
+  scale = float(np.max(x)) if x.size else 0.0
+  return Tolerance(base.rtol, base.atol + 8 * float(D.finfo(dtype).eps) * scale)
+
+
+for _op in ["FresnelCos", "FresnelSin"]:
+  SPECS.append(OpSpec(_op, unary_example(), tolerance=_fresnel_tolerance, notes=(
+      "Absolute tolerance of 8 eps * max|x| besides the default (ill-conditioned for "
+      "large x, see special_specs._fresnel_tolerance).")))
+SPECS.append(OpSpec("Spence", unary_example()))
+
+
+def _named(*names):
+  """Elementwise inputs `names` of one broadcast shape set, every edge value."""
+  def example(dtype):
+    return cst.broadcastable_shapes(len(names)).flatmap(lambda s: st.tuples(
+        *[cst.arrays(dtype, shape) for shape in s])).map(
+            lambda xs: Example(dict(zip(names, xs))))
+  return example
+
+
+# Igamma, Igammac, Zeta, Polygamma and Betainc are not registered yet (see
+# tf2jax_core/ops/special_ops.py); their specs are kept here, unused, for when they are.
+_UNREGISTERED_SPECS = [OpSpec(_op, _named("a", "x")) for _op in ["Igamma", "Igammac"]]
+_UNREGISTERED_SPECS.append(OpSpec("Zeta", _named("x", "q"), grad_inputs=("q",),
+                                  notes="grad: q only (TF has no gradient for x)."))
+
+
+def _polygamma_example(dtype):
+  # The order a is an integer in TF's domain (NaN otherwise): mostly small integers.
+  order = st.one_of(st.integers(0, 4).map(float), cst.elements(dtype))
+  return cst.broadcastable_shapes(2).flatmap(lambda s: st.tuples(
+      st.lists(order, min_size=int(np.prod(s[0])), max_size=int(np.prod(s[0]))).map(
+          lambda v: np.array(v, D.np_dtype(dtype)).reshape(s[0])),
+      cst.arrays(dtype, s[1]))).map(lambda t: Example({"a": t[0], "x": t[1]}))
+
+
+_UNREGISTERED_SPECS.append(OpSpec("Polygamma", _polygamma_example, grad_inputs=("x",),
+                                  notes="grad: x only (TF has no gradient for a)."))
+
+
+def _betainc_example(dtype):
+  # TF's kernel takes a, b and x of one shape, or scalars among them.
+  return cst.shapes().flatmap(lambda shape: st.tuples(*[st.one_of(
+      cst.arrays(dtype, ()), cst.arrays(dtype, shape)) for _ in range(3)])).map(
+          lambda t: Example({"a": t[0], "b": t[1], "x": t[2]}))
+
+
+_UNREGISTERED_SPECS.append(OpSpec("Betainc", _betainc_example, grad_inputs=("x",),
+                                  notes="grad: x only (TF has no gradient for a and b)."))

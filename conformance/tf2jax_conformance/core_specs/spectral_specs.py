@@ -1,4 +1,4 @@
-"""Specs of the core's FFT ops: FFT, IFFT, RFFT, IRFFT in 1, 2 and 3 dimensions.
+"""Specs of the core's FFT ops: FFT, IFFT, RFFT, IRFFT in 1, 2 and 3 dimensions and ND.
 
 Complex inputs and outputs go through their real and imaginary parts (`tf.complex`,
 `tf.math.real`, `tf.math.imag` around the op), so that gradients are compared too (the
@@ -7,6 +7,11 @@ infinity or NaN spreads over a whole transform, in a pattern that depends on the
 algorithm. TF crops the input to `fft_length` but never zero-pads it (a longer
 `fft_length` is an error), and crashes the process on a `fft_length` of 0, which is
 therefore never drawn.
+
+FFTND, IFFTND, RFFTND and IRFFTND have no CPU (nor XLA CPU) kernel in TF: `build` traces
+their documented meaning with TF ops (crop or zero-pad each axis to fft_length, then 1-D
+FFT, IFFT, RFFT or IRFFT along each axis, the real ones on the last axis listed), and
+`rewrite` puts the ND op in its place (`OpSpec.rewrite`).
 """
 
 from __future__ import annotations
@@ -168,8 +173,136 @@ _NOTE = ("Gradients are compared where fft_length does not crop the input (TF's 
          "length (TF refuses longer ones and crashes on 0).")
 
 
-def specs() -> list[OpSpec]:
+# ND ops (no CPU kernel in TF: a reference graph of 1-D ops, rewritten) -------------------
+
+_ND_OP = {"fft": "FFTND", "ifft": "IFFTND", "rfft": "RFFTND", "irfft": "IRFFTND"}
+
+
+def _nd_example(kind: str):
+  real_in = kind == "rfft"
+
+  def example(dtype):
+    part = dtype if real_in else _PART[dtype]
+    tcomplex = _COMPLEX_OF[dtype] if real_in else dtype
+
+    @st.composite
+    def draw(draw):
+      shape = draw(cst.shapes(min_dims=1, max_dims=4, max_side=3, max_size=24))
+      axes = draw(cst.axes(len(shape), min_size=1).filter(bool))
+      lengths = [draw(st.integers(1, shape[a] + 2)) for a in axes]
+      if real_in:
+        inputs = {"input": draw(_values(part, shape))}
+      else:
+        inputs = {"re": draw(_values(part, shape)), "im": draw(_values(part, shape))}
+      attrs = {"Tcomplex": tcomplex}
+      if kind in ("rfft", "irfft"):
+        attrs["Treal"] = part
+      return Example(inputs, attrs, {"fft_length": lengths, "axes": axes})
+    return draw()
+  return example
+
+
+def _nd_reference(kind: str, x, lengths, axes):
+  """The ND transform of `x` made of TF's 1-D FFT ops."""
+  tf = _tf()
+  rank = len(x.shape)
+  axes = [a % rank for a in axes]
+  sizes = list(lengths)
+  if kind == "irfft":
+    sizes[-1] = lengths[-1] // 2 + 1
+  index, pads = [slice(None)] * rank, [[0, 0] for _ in range(rank)]
+  for a, n in zip(axes, sizes):
+    index[a] = slice(0, n)
+    pads[a][1] = max(0, n - x.shape[a])
+  x = tf.pad(x[tuple(index)], pads)
+
+  def along(x, a, fn):
+    perm = [i for i in range(rank) if i != a] + [a]
+    back = [perm.index(i) for i in range(rank)]
+    return tf.transpose(fn(tf.transpose(x, perm)), back)
+
+  if kind == "rfft":
+    x = along(x, axes[-1], lambda t: tf.signal.rfft(t, [lengths[-1]]))
+  one_d = tf.signal.fft if kind in ("fft", "rfft") else tf.signal.ifft
+  for a in axes if kind in ("fft", "ifft") else axes[:-1]:
+    x = along(x, a, one_d)
+  if kind == "irfft":
+    x = along(x, axes[-1], lambda t: tf.signal.irfft(t, [lengths[-1]]))
+  return x
+
+
+def _nd_build(kind: str):
+  def build(example):
+    tf = _tf()
+    lengths, axes = example.extra["fft_length"], example.extra["axes"]
+
+    def run(x):
+      x = tf.identity(x, name="nd_in")
+      return tf.identity(_nd_reference(kind, x, lengths, axes), name="nd_out")
+    if kind == "rfft":
+      return lambda x: (lambda y: (tf.math.real(y), tf.math.imag(y)))(run(x))
+    if kind == "irfft":
+      return lambda re, im: run(tf.complex(re, im))
+    return lambda re, im: (lambda y: (tf.math.real(y), tf.math.imag(y)))(
+        run(tf.complex(re, im)))
+  return build
+
+
+def _nd_rewrite(kind: str):
+  def rewrite(graph_def, example):
+    """nd_out reads the ND op of nd_in in place of the reference graph."""
+    tf = _tf()
+    for name in ("fft_length", "axes"):
+      const = graph_def.node.add(name=f"nd_{name}", op="Const")
+      const.attr["dtype"].type = tf.int32.as_datatype_enum
+      const.attr["value"].tensor.CopyFrom(
+          tf.make_tensor_proto(np.asarray(example.extra[name], np.int32)))
+    node = graph_def.node.add(name="nd_op", op=_ND_OP[kind],
+                              input=["nd_in", "nd_fft_length", "nd_axes"])
+    for attr, value in example.attrs.items():
+      node.attr[attr].type = tf.as_dtype(value).as_datatype_enum
+    next(n for n in graph_def.node if n.name == "nd_out").input[0] = "nd_op"
+  return rewrite
+
+
+def _nd_bound(grad: bool):
+  def bound(dtype: str, ex: Example) -> Tolerance:
+    """As `_fft_bound` over the padded transform (`_fft_grad_bound` for gradients)."""
+    base = _fft_grad_bound(dtype, ex) if grad else _fft_bound(dtype, ex)
+    part = _PART.get(dtype, dtype)
+    n = max([np.size(v) for v in ex.inputs.values()] + [2])
+    padded = n * math.prod(ex.extra["fft_length"])  # a generous bound on the sizes
+    eps = float(D.finfo(part).eps)
+    scale = 20 * padded if grad else sum(
+        float(np.sum(np.abs(np.asarray(v, np.float64)))) for v in ex.inputs.values())
+    return Tolerance(rtol=base.rtol,
+                     atol=base.atol + 4 * eps * (math.log2(padded) + 1) * scale)
+  return bound
+
+
+_ND_NOTE = ("TF has no CPU kernel for it: the reference is the same transform made of "
+            "TF's 1-D FFT ops (crop or zero-pad each axis to fft_length, transform each "
+            "axis; the real transforms halve the last axis listed), rewritten into the ND "
+            "op. Axes drawn negative and unsorted, fft_length from 1 to 2 past the input "
+            "length (cropping and zero-padding). Values finite in [-100, 100], complex ones "
+            "through their parts.")
+
+
+def _nd_specs() -> list[OpSpec]:
   out = []
+  for kind, kernel_op, attr in (("fft", "FFT", "Tcomplex"), ("ifft", "IFFT", "Tcomplex"),
+                                ("rfft", "RFFT", "Treal"), ("irfft", "IRFFT", "Tcomplex")):
+    grad_dtypes = ("float32", "float64") if kind == "rfft" else ("complex64", "complex128")
+    out.append(OpSpec(_ND_OP[kind], _nd_example(kind), dtype_attr=attr, kernel_op=kernel_op,
+                      build=_nd_build(kind), rewrite=_nd_rewrite(kind),
+                      grad_dtypes=grad_dtypes, tolerance=_nd_bound(False),
+                      grad_tolerance=_nd_bound(True),
+                      notes=_ND_NOTE + f" Dtypes: those of {kernel_op}'s CPU kernel."))
+  return out
+
+
+def specs() -> list[OpSpec]:
+  out = _nd_specs()
   for rank, suffix in ((1, ""), (2, "2D"), (3, "3D")):
     for op in ("FFT", "IFFT"):
       out.append(OpSpec(op + suffix, _complex_example(rank), dtype_attr="Tcomplex",
