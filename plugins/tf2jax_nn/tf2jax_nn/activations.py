@@ -47,6 +47,26 @@ def bias_add(node):
   return run
 
 
+@lowering("BiasAddGrad", attrs={"T": REAL + ("complex64", "complex128"),
+                                "data_format": ("NHWC", "NCHW")})
+def bias_add_grad(node):
+  """Sums the gradient over every axis but the channels (axis 1 for NCHW, else the last).
+  Half-precision dtypes accumulate in float32, like TF's kernel; integers wrap around."""
+  channels_first = node.attrs.get("data_format", "NHWC") == "NCHW"
+
+  def run(dy):
+    if np.ndim(dy) < 2:
+      raise ValueError(f"BiasAddGrad ({node.name!r}) needs a rank >= 2 gradient, got shape "
+                       f"{np.shape(dy)}")
+    axis = 1 if channels_first else np.ndim(dy) - 1
+    axes = tuple(a for a in range(np.ndim(dy)) if a != axis)
+    dtype = np.dtype(dy.dtype)
+    acc = np.float32 if dtype.name in ("float16", "bfloat16") else dtype
+    m = xnp(dy)
+    return m.asarray(m.sum(m.asarray(dy, acc), axis=axes, dtype=acc), dtype)
+  return run
+
+
 def _softmax(x, log: bool):
   if is_static(x) and np.size(x) == 0:
     return np.array(x, copy=True)

@@ -1,5 +1,6 @@
 """Convolutions: Conv, Conv2D, Conv3D, depthwise, their input gradients (transposed
-convolutions), Dilation2D and the fused pad / resize-and-pad convolutions.
+convolutions) and 2-D filter gradients, Dilation2D and the fused pad / resize-and-pad
+convolutions.
 
 All convolutions go through `jax.lax.conv_general_dilated` with TF's layouts (filters
 are HWIO / DHWIO), except float64 ones (see `_conv_by_taps`). float16 and bfloat16
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -394,6 +396,64 @@ def depthwise_conv2d_backprop_input(node):
     depth = shape[channel_axis(4, last)]
     return conv_backprop_input(shape, _depthwise_filter(w, depth, node.op), dy, window,
                                what=node.op)
+  return run
+
+
+# Filter gradients ------------------------------------------------------------------------
+
+
+def conv_backprop_filter(x, filter_shape, dy, forward, *, what: str):
+  """The gradient of `forward(x, w)` with respect to a filter of `filter_shape`: the VJP of
+  the forward convolution, computed in the compute dtype and rounded once."""
+  filter_shape = tuple(int(d) for d in np.reshape(filter_shape, -1))
+  dtype = np.dtype(dy.dtype)
+  cd = compute_dtype(dtype)
+  y, vjp = jax.vjp(lambda w: forward(jnp.asarray(x, cd), w), jnp.zeros(filter_shape, cd))
+  if shape_of(dy) != tuple(y.shape):
+    raise ValueError(f"{what}: out_backprop has shape {shape_of(dy)}, the convolution of an "
+                     f"input of shape {shape_of(x)} with a filter of shape {filter_shape} "
+                     f"gives {tuple(y.shape)}")
+  return vjp(jnp.asarray(dy, cd))[0].astype(dtype)
+
+
+@lowering("Conv2DBackpropFilter", attrs={**_BACKPROP2D_ATTRS, "T": FLOATS}, static_inputs=(1,))
+def conv2d_backprop_filter(node):
+  last = channels_last(node.attrs.get("data_format", "NHWC"))
+  window = Window(node, 2, last)
+  _check_backprop2d(node, window, last)
+
+  def run(x, sizes, dy):
+    sizes = [int(s) for s in np.reshape(sizes, -1)]
+    if len(sizes) != 4:
+      raise ValueError(f"{node.op}: filter_sizes must have 4 elements, got {sizes}")
+    return conv_backprop_filter(
+        x, sizes, dy, lambda x, w: conv_forward(x, w, window, what=node.op), what=node.op)
+  return run
+
+
+@lowering("DepthwiseConv2dNativeBackpropFilter",
+          attrs={"T": FLOATS, "strides": None, "padding": PAD3, "explicit_paddings": None,
+                 "data_format": ("NHWC", "NCHW"), "dilations": None}, static_inputs=(1,))
+def depthwise_conv2d_backprop_filter(node):
+  last = channels_last(node.attrs.get("data_format", "NHWC"))
+  _check_native(node, not last, "data_format", "the NCHW layout", explicit_is_eigen=True)
+  window = Window(node, 2, last)
+  _check_native(node, window.strides[0] != window.strides[1], "strides",
+                "different row and column strides", explicit_is_eigen=True)
+  if _dilated(window):
+    refuse(node, "dilations", "TF's CPU kernels for DepthwiseConv2dNativeBackpropFilter do "
+                              "not support dilations other than 1")
+
+  def run(x, sizes, dy):
+    sizes = [int(s) for s in np.reshape(sizes, -1)]
+    xs = shape_of(x)
+    if len(sizes) != 4 or len(xs) != 4:
+      raise ValueError(f"{node.op}: needs a 4-d input and 4 filter_sizes, got input shape "
+                       f"{xs} and filter_sizes {sizes}")
+    depth = xs[channel_axis(4, last)]
+    forward = lambda x, w: conv_forward(x, _depthwise_filter(w, depth, node.op), window,
+                                        what=node.op)
+    return conv_backprop_filter(x, sizes, dy, forward, what=node.op)
   return run
 
 

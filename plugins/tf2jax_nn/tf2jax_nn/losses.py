@@ -1,5 +1,6 @@
 """Losses and top-k: L2Loss, SoftmaxCrossEntropyWithLogits,
-SparseSoftmaxCrossEntropyWithLogits, TopK, TopKV2, InTopK, InTopKV2, NthElement.
+SparseSoftmaxCrossEntropyWithLogits, TopK, TopKV2, ApproxTopK, InTopK, InTopKV2,
+NthElement.
 
 Semantics follow TF's CPU kernels:
 
@@ -25,6 +26,11 @@ Semantics follow TF's CPU kernels:
   unspecified (its heap's order); tf2jax returns them sorted. TF's comparator is not an
   ordering with NaN (its results with NaN depend on the algorithm); tf2jax sorts NaN
   as the largest value.
+* ApproxTopK is exact on CPU (TF's CPU kernel is TopK's; XLA's CPU fallback sorts):
+  tf2jax returns the exact top (is_max_k) or bottom k along reduction_dimension, ties by
+  index, sorted. recall_target and reduction_input_size_override change nothing there.
+  With aggregate_to_topk=False the CPU kernel returns k results (XLA may return more:
+  its size is implementation defined); tf2jax returns k.
 * InTopK/InTopKV2: a row holding a prediction that is not finite (NaN or +-inf,
   wherever it is), or whose target is outside [0, num_classes), gives False; otherwise the
   target is in the top k when fewer than k predictions are strictly greater (ties count
@@ -249,6 +255,30 @@ def top_k_v2(node):
     if np.ndim(k) != 0:
       raise ValueError(f"k (input 1) must be a scalar, got shape {list(np.shape(k))}")
     return _top_k(node, x, int(k))
+  return run
+
+
+@lowering("ApproxTopK", attrs={"T": FLOAT, "k": None, "reduction_dimension": None,
+                               "recall_target": None, "is_max_k": None,
+                               "reduction_input_size_override": None,
+                               "aggregate_to_topk": None})
+def approx_top_k(node):
+  k = int(node.attrs["k"])
+  dim = int(node.attrs.get("reduction_dimension", -1))
+  is_max = bool(node.attrs.get("is_max_k", True))
+
+  def run(x):
+    rank = len(_shape(x))
+    if not -rank <= dim < rank:
+      raise ValueError(f"reduction_dimension {dim} is out of range for input (input 0) of "
+                       f"rank {rank}")
+    m = xnp(x)
+    moved = m.moveaxis(x, dim, -1)
+    if not is_max:  # the bottom k: the top k of the order-reversed values
+      moved = -moved
+    values, idx = _top_k(node, moved, k)
+    values = values if is_max else -values
+    return m.moveaxis(values, -1, dim), m.moveaxis(idx, -1, dim).astype(np.int32)
   return run
 
 

@@ -261,7 +261,10 @@ def _depthwise(draw, dtype):
   return Example({"input": x, "filter": w}, attrs)
 
 
-def _backprop_example(nd: int, depthwise: bool = False, sizes_dtype=None):
+def _backprop_example(nd: int, depthwise: bool = False, sizes_dtype=None,
+                      wrt_filter: bool = False):
+  """Inputs of an input gradient (input_sizes, filter, out_backprop) or, with
+  `wrt_filter`, of a filter gradient (input, filter_sizes, out_backprop)."""
   @st.composite
   def example(draw, dtype):
     last = not _first(draw, dtype)
@@ -285,14 +288,21 @@ def _backprop_example(nd: int, depthwise: bool = False, sizes_dtype=None):
       cout = groups * draw(st.integers(1, 2))
       w_shape, cin = (*g["k"], cin, cout), cin * groups
     in_shape = _shape(n, g["sizes"], cin, last)
-    dy = draw(_values(dtype, _shape(n, _out_sizes(g), cout, last), nan=_nan_ok(dtype)))
+    # Filter gradients: no NaN in dy (JAX's gradient of a grouped convolution spreads a NaN
+    # to other groups' filters through 0 * NaN; TF's kernel does not).
+    dy = draw(_values(dtype, _shape(n, _out_sizes(g), cout, last),
+                      nan=_nan_ok(dtype) and not wrt_filter))
     w = draw(_values(dtype, w_shape, nan=False))
-    spatial_only = nd == 2 and not depthwise and draw(st.booleans())
-    sizes = list(g["sizes"]) if spatial_only else list(in_shape)
-    sdtype = sizes_dtype(draw) if sizes_dtype else "int32"
     attrs = _layout_attrs(g, nd, last)
     attrs["data_format"] = ("NHWC" if last else "NCHW") if nd == 2 else \
         ("NDHWC" if last else "NCDHW")
+    if wrt_filter:
+      x = draw(_values(dtype, in_shape, nan=_nan_ok(dtype)))
+      return Example({"input": x, "filter_sizes": np.asarray(w_shape, np.int32),
+                      "out_backprop": dy}, attrs)
+    spatial_only = nd == 2 and not depthwise and draw(st.booleans())
+    sizes = list(g["sizes"]) if spatial_only else list(in_shape)
+    sdtype = sizes_dtype(draw) if sizes_dtype else "int32"
     return Example({"input_sizes": np.asarray(sizes, D.np_dtype(sdtype)), "filter": w,
                     "out_backprop": dy}, attrs)
   return example
@@ -308,6 +318,17 @@ def _backprop_grad_tolerance(dtype, ex):
   w, dy = ex.inputs["filter"], ex.inputs["out_backprop"]
   terms = int(np.prod(np.shape(dy))) * int(np.prod(np.shape(w)))
   return _sum_tolerance(dtype, terms, 10 * max(_finite_max(w), 1) * max(_finite_max(dy), 1))
+
+
+def _filter_grad_tolerance(dtype, ex):
+  x, dy = ex.inputs["input"], ex.inputs["out_backprop"]
+  return _sum_tolerance(dtype, int(np.prod(np.shape(dy))), _finite_max(x, dy))
+
+
+def _filter_grad_grad_tolerance(dtype, ex):
+  x, dy = ex.inputs["input"], ex.inputs["out_backprop"]
+  terms = int(np.prod(np.shape(dy))) * int(np.prod(np.shape(x)))
+  return _sum_tolerance(dtype, terms, 10 * max(_finite_max(x), 1) * max(_finite_max(dy), 1))
 
 
 @st.composite
@@ -411,6 +432,15 @@ def _conv_specs():
       OpSpec("DepthwiseConv2dNativeBackpropInput", _backprop_example(2, depthwise=True),
              static_inputs=("input_sizes",), tolerance=_backprop_tolerance,
              grad_tolerance=_backprop_grad_tolerance, grad_dtypes=F32_F64),
+      OpSpec("Conv2DBackpropFilter", _backprop_example(2, wrt_filter=True),
+             static_inputs=("filter_sizes",), tolerance=_filter_grad_tolerance,
+             grad_tolerance=_filter_grad_grad_tolerance, grad_dtypes=F32_F64,
+             notes="Drawn like Conv2DBackpropInput (the same kernel restrictions)."),
+      OpSpec("DepthwiseConv2dNativeBackpropFilter",
+             _backprop_example(2, depthwise=True, wrt_filter=True),
+             static_inputs=("filter_sizes",), tolerance=_filter_grad_tolerance,
+             grad_tolerance=_filter_grad_grad_tolerance, grad_dtypes=F32_F64,
+             notes="Batch >= 1: TF's kernel returns uninitialised memory for an empty batch."),
       OpSpec("Dilation2D", _dilation2d, tolerance=_dilation_tolerance, grad_dtypes=F32_F64,
              notes="NaN sums never win a window and empty windows give the dtype's lowest "
                    "value, as in TF's kernel; gradients go to the first maximum."),

@@ -38,6 +38,37 @@ def _bias_add(with_format: bool):
   return example
 
 
+def _real_finfo(dtype):
+  return D.finfo({"complex64": "float32", "complex128": "float64"}.get(dtype, dtype))
+
+
+def _bias_add_grad(dtype):
+  # Finite values at most max / 64 (64 elements at most): a sum of huge values overflows
+  # or not depending on the summation order.
+  kw = {} if dtype not in D.FLOAT + D.COMPLEX else dict(
+      min_value=-float(_real_finfo(dtype).max) / 64, max_value=float(_real_finfo(dtype).max) / 64)
+
+  def for_format(fmt):
+    return cst.arrays(dtype, cst.shapes(min_dims=3 if fmt == "NCHW" else 2, max_dims=4),
+                      **kw).map(
+        lambda dy: Example({"out_backprop": dy}, {"data_format": fmt}))
+  return st.sampled_from(["NHWC", "NCHW"]).flatmap(for_format)
+
+
+def _bias_add_grad_tolerance(dtype: str, ex: Example) -> Tolerance:
+  """A sum per channel: summation order is the implementation's (float32 accumulation
+  for half dtypes, one rounding at the end)."""
+  base = default_tolerance(dtype)
+  if dtype not in D.FLOAT + D.COMPLEX:
+    return base
+  dy = np.abs(np.asarray(ex.inputs["out_backprop"]).astype(np.complex128))
+  finite = dy[np.isfinite(dy)]
+  n = max(int(np.size(dy)), 1)
+  eps = float(_real_finfo(dtype).eps)
+  return Tolerance(base.rtol, base.atol + 2 * n * eps * (float(finite.max()) if finite.size
+                                                          else 0.0))
+
+
 def _logits(log: bool):
   """Logits with every edge value (NaN, +-inf, the largest finite values), and rows of
   -inf only now and then. Not NaN or +inf for Softmax where TF runs oneDNN's kernel
@@ -91,6 +122,10 @@ def specs() -> list[OpSpec]:
       OpSpec("Relu6", _features),
       OpSpec("BiasAdd", _bias_add(True)),
       OpSpec("BiasAddV1", _bias_add(False)),
+      OpSpec("BiasAddGrad", _bias_add_grad, tolerance=_bias_add_grad_tolerance,
+             notes="NaN, subnormals and finite values up to max / 64 (sums of larger ones "
+                   "overflow depending on the summation order); a sum per channel, so the "
+                   "tolerance grows with the number of summed elements."),
       OpSpec("Softmax", _logits(False), tolerance=_softmax_tolerance(False),
              notes=_SOFTMAX_NOTES),
       OpSpec("LogSoftmax", _logits(True), tolerance=_softmax_tolerance(True),
