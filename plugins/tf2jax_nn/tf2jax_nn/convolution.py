@@ -376,18 +376,29 @@ def conv3d_backprop_input(node):
   return lambda x, w, dy: _backprop3d(node, window, np.asarray(shape_of(x)), w, dy)
 
 
-@lowering("DepthwiseConv2dNativeBackpropInput",
-          attrs={"T": FLOATS, "strides": None, "padding": PAD3, "explicit_paddings": None,
-                 "data_format": ("NHWC", "NCHW"), "dilations": None}, static_inputs=(0,))
-def depthwise_conv2d_backprop_input(node):
+_DEPTHWISE_BACKPROP_ATTRS = {"T": FLOATS, "strides": None, "padding": PAD3,
+                             "explicit_paddings": None, "data_format": ("NHWC", "NCHW"),
+                             "dilations": None}
+
+
+def _depthwise_backprop_window(node) -> tuple[bool, Window]:
+  """(channels last, window) of a depthwise gradient op, refusing what TF's CPU kernels
+  refuse."""
   last = channels_last(node.attrs.get("data_format", "NHWC"))
   _check_native(node, not last, "data_format", "the NCHW layout", explicit_is_eigen=True)
   window = Window(node, 2, last)
   _check_native(node, window.strides[0] != window.strides[1], "strides",
                 "different row and column strides", explicit_is_eigen=True)
   if _dilated(window):
-    refuse(node, "dilations", "TF's CPU kernels for DepthwiseConv2dNativeBackpropInput do "
-                              "not support dilations other than 1")
+    refuse(node, "dilations", f"TF's CPU kernels for {node.op} do not support dilations "
+                              "other than 1")
+  return last, window
+
+
+@lowering("DepthwiseConv2dNativeBackpropInput", attrs=_DEPTHWISE_BACKPROP_ATTRS,
+          static_inputs=(0,))
+def depthwise_conv2d_backprop_input(node):
+  last, window = _depthwise_backprop_window(node)
 
   def run(sizes, w, dy):
     shape = tuple(int(s) for s in np.reshape(sizes, -1))
@@ -431,18 +442,10 @@ def conv2d_backprop_filter(node):
   return run
 
 
-@lowering("DepthwiseConv2dNativeBackpropFilter",
-          attrs={"T": FLOATS, "strides": None, "padding": PAD3, "explicit_paddings": None,
-                 "data_format": ("NHWC", "NCHW"), "dilations": None}, static_inputs=(1,))
+@lowering("DepthwiseConv2dNativeBackpropFilter", attrs=_DEPTHWISE_BACKPROP_ATTRS,
+          static_inputs=(1,))
 def depthwise_conv2d_backprop_filter(node):
-  last = channels_last(node.attrs.get("data_format", "NHWC"))
-  _check_native(node, not last, "data_format", "the NCHW layout", explicit_is_eigen=True)
-  window = Window(node, 2, last)
-  _check_native(node, window.strides[0] != window.strides[1], "strides",
-                "different row and column strides", explicit_is_eigen=True)
-  if _dilated(window):
-    refuse(node, "dilations", "TF's CPU kernels for DepthwiseConv2dNativeBackpropFilter do "
-                              "not support dilations other than 1")
+  last, window = _depthwise_backprop_window(node)
 
   def run(x, sizes, dy):
     sizes = [int(s) for s in np.reshape(sizes, -1)]
