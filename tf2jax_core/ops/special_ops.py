@@ -101,12 +101,45 @@ _igammac = _with_grad(_igamma_fix(jnp, jax.lax.igammac, False),
 
 
 def _zeta_fix(m, zeta):
-  # TF's Eigen zeta: +inf at x == 1, NaN for x < 1 (XLA follows the same Cephes code).
+  # Edge values of TF's Eigen zeta (checked against TF 2.21): +inf at x == 1, NaN for
+  # x < 1; for q <= 0 an integer q gives +inf when x is an even integer (or +inf) and NaN
+  # otherwise, and a non-integer q needs an integer x; x == +inf sums (q + k)^-inf
+  # (+inf for q < 1, 1 for q == 1, 0 above); q == +inf gives 0.
   def run(x, q):
     y = zeta(x, q)
-    y = m.where(x == 1, m.asarray(np.inf, y.dtype), y)
-    return _nan_where(m, x < 1, y)
+    inf, nan = m.asarray(np.inf, y.dtype), m.asarray(np.nan, y.dtype)
+    x_int = m.floor(x) == x
+    x_even = x_int & (m.fmod(m.where(m.isfinite(x), x, 0), 2) == 0) | (x == np.inf)
+    q_int = m.floor(q) == q
+    y = m.where((q == np.inf) & (x > 1), m.zeros_like(y), y)
+    y = m.where(x == np.inf, m.where(q < 1, inf, m.where(q == 1, m.ones_like(y),
+                                                          m.zeros_like(y))), y)
+    y = m.where((q <= 0) & q_int, m.where(x_even, inf, nan), y)
+    y = m.where((q <= 0) & ~q_int & ~x_int, nan, y)
+    y = m.where(m.isnan(q) | m.isnan(x), nan, y)
+    return m.where(x == 1, inf, m.where(x < 1, nan, y))
   return run
+
+
+def _zeta_positive_q(x, q):
+  # XLA's zeta is NaN for large x (float32 from x ~ 1e4). There 2^-x underflows, so only
+  # q^-x and (q + 1)^-x count.
+  big = x >= (200 if x.dtype == jnp.float32 else 1100)
+  direct = jnp.power(q, -x) + jnp.where(q < 1, jnp.power(q + 1, -x), 0)
+  return jnp.where(big & jnp.isfinite(x), direct, jax.lax.zeta(jnp.where(big, 2, x), q))
+
+
+def _zeta_jnp(x, q):
+  # TF sums (q + k)^-x from a negative non-integer q on (x an integer there); XLA's zeta
+  # is wrong for q < 0. With f = q - floor(q), that sum is
+  # (-1)^x (zeta(x, 1 - f) - zeta(x, 1 - q)) + zeta(x, f), every q there positive.
+  neg = q < 0
+  f = q - jnp.floor(q)
+  sign = jnp.where(jnp.fmod(jnp.where(jnp.isfinite(x), x, 0), 2) == 0, 1, -1).astype(x.dtype)
+  safe = lambda v: jnp.where(neg & (f > 0), v, 1)
+  below = sign * (_zeta_positive_q(x, safe(1 - f)) - _zeta_positive_q(x, safe(1 - q))) + (
+      _zeta_positive_q(x, safe(f)))
+  return jnp.where(neg, below, _zeta_positive_q(x, jnp.where(neg, 1, q)))
 
 
 def _polygamma_fix(m, polygamma):
@@ -117,19 +150,30 @@ def _polygamma_fix(m, polygamma):
 
 
 def _np_polygamma(a, x):
-  safe = np.where((np.floor(a) == a) & (a >= 0), a, 0).astype(np.int64)
-  return np.where(safe == 0, _np_digamma(x), sps.polygamma(safe, x))
+  n1 = np.where(a >= 1, a, 1) + 1
+  sign = np.where(np.fmod(np.where(np.isfinite(n1), n1, 0), 2) == 0, 1, -1)
+  with np.errstate(all="ignore"):
+    higher = sign * sps.gamma(n1) * _zeta_fix(np, sps.zeta)(n1, x)
+  return np.where(a == 0, _np_digamma(x), higher)
+
+
+def _polygamma_jnp(a, x):
+  # TF: digamma(x) for a == 0, else (-1)^(a+1) a! zeta(a + 1, x), a + 1 rounded to the
+  # dtype (with _zeta_jnp, right for x < 0, where XLA's polygamma is not).
+  n1 = jnp.where(a >= 1, a, 1) + 1
+  sign = jnp.where(jnp.fmod(jnp.where(jnp.isfinite(n1), n1, 0), 2) == 0, 1, -1).astype(x.dtype)
+  higher = sign * jnp.exp(jax.lax.lgamma(n1)) * _zeta_fix(jnp, _zeta_jnp)(n1, x)
+  return jnp.where(a == 0, jax.lax.digamma(x), higher)
 
 
 # TF's gradients: Zeta -x zeta(x + 1, q) for q (none for x), Polygamma
 # polygamma(a + 1, x) for x (none for a).
-_zeta = _with_grad(_zeta_fix(jnp, jax.lax.zeta),
-                   (None, lambda x, q, y: -x * _zeta_fix(jnp, jax.lax.zeta)(x + 1, q)))
-_polygamma = _with_grad(_polygamma_fix(jnp, jax.lax.polygamma),
-                        (None, lambda a, x, y: jax.lax.polygamma(a + 1, x)))
-# Not registered: written, but their full-profile runs did not finish in this session.
-# _register("Zeta", _F32_64, _zeta_fix(np, sps.zeta), _zeta)
-# _register("Polygamma", _F32_64, _polygamma_fix(np, _np_polygamma), _polygamma)
+_zeta = _with_grad(_zeta_fix(jnp, _zeta_jnp),
+                   (None, lambda x, q, y: -x * _zeta_fix(jnp, _zeta_jnp)(x + 1, q)))
+_polygamma = _with_grad(_polygamma_fix(jnp, _polygamma_jnp),
+                        (None, lambda a, x, y: _polygamma_fix(jnp, _polygamma_jnp)(a + 1, x)))
+_register("Zeta", _F32_64, _zeta_fix(np, sps.zeta), _zeta)
+_register("Polygamma", _F32_64, _polygamma_fix(np, _np_polygamma), _polygamma)
 
 
 def _betainc_fix(m, betainc):
@@ -153,8 +197,7 @@ _betainc_jnp = _with_grad(_betainc_fix(jnp, jax.lax.betainc), (None, None, _beta
 _betainc_np = _betainc_fix(np, sps.betainc)
 
 
-# Not registered (no @lowering, not in LOWERINGS): written, but its full-profile run did
-# not finish in this session.
+@lowering("Betainc", attrs={"T": _F32_64})
 def betainc(node):
   def run(a, b, x):
     shapes = {tuple(np.shape(v)) for v in (a, b, x) if np.ndim(v)}
@@ -167,7 +210,7 @@ def betainc(node):
   return run
 
 
-# LOWERINGS.append(betainc)
+LOWERINGS.append(betainc)
 
 # Bessel functions I0, I1, K0, K1 (and the exponentially scaled ones) ---------------------
 

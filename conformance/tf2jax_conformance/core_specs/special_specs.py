@@ -444,29 +444,88 @@ def _named(*names):
 # Igamma, Igammac, Zeta, Polygamma and Betainc are not registered yet (see
 # tf2jax_core/ops/special_ops.py); their specs are kept here, unused, for when they are.
 _UNREGISTERED_SPECS = [OpSpec(_op, _named("a", "x")) for _op in ["Igamma", "Igammac"]]
-_UNREGISTERED_SPECS.append(OpSpec("Zeta", _named("x", "q"), grad_inputs=("q",),
-                                  notes="grad: q only (TF has no gradient for x)."))
+
+
+def _near_negative(v, dtype):
+  """Non-integer v < 0 drawn as |v| below -6 (float32) or -1e4 (float64). There TF's
+  zeta(x, v) sums (v + k)^-x one term at a time up to v + k > 9, and in float32 its
+  kernel is wrong below about -6 (zeta(2, -8.5) = -2.85e12; the sum is 9.76)."""
+  floor = -6 if dtype == "float32" else -1e4
+  return np.where((v < floor) & (np.floor(v) != v), -v, v).astype(v.dtype)
+
+
+def _zeta_example(dtype):
+  return _named("x", "q")(dtype).map(lambda e: Example({
+      "x": e.inputs["x"], "q": _near_negative(e.inputs["q"], dtype)}))
+
+
+def _cancellation(x, q, dtype, factor=1.0):
+  """16 eps * factor * sum |(q + k)^-x| over the elements with a non-integer q < 0 (the
+  sum's terms cancel there, and its rounding error scales with them), else 0."""
+  x, q, factor = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(q, np.float64),
+                                     np.asarray(factor, np.float64))
+  pick = (q < 0) & (np.floor(q) != q) & np.isfinite(x) & (x > 1)
+  f = q[pick] - np.floor(q[pick])
+  with np.errstate(all="ignore"):
+    terms = factor[pick] * (sps.zeta(x[pick], 1 - f) + sps.zeta(x[pick], f))
+  terms = terms[np.isfinite(terms)]
+  return 16 * float(D.finfo(dtype).eps) * float(np.max(terms)) if terms.size else 0.0
+
+
+def _zeta_tolerance(dtype, ex):
+  base = default_tolerance(dtype)
+  return Tolerance(base.rtol, base.atol + _cancellation(ex.inputs["x"], ex.inputs["q"],
+                                                        dtype))
+
+
+SPECS.append(OpSpec("Zeta", _zeta_example, grad_inputs=("q",), tolerance=_zeta_tolerance,
+                    notes="grad: q only (TF has no gradient for x). Non-integer q < 0 is "
+                    "drawn above -6 in float32 and -1e4 in float64, and the absolute tolerance "
+                    "grows with the sum of |terms| there (see special_specs._near_negative "
+                    "and _cancellation)."))
 
 
 def _polygamma_example(dtype):
   # The order a is an integer in TF's domain (NaN otherwise): mostly small integers.
+  # Polygamma(n, x) is (-1)^(n+1) n! zeta(n + 1, x) in TF, so x is drawn as Zeta's q.
   order = st.one_of(st.integers(0, 4).map(float), cst.elements(dtype))
   return cst.broadcastable_shapes(2).flatmap(lambda s: st.tuples(
       st.lists(order, min_size=int(np.prod(s[0])), max_size=int(np.prod(s[0]))).map(
           lambda v: np.array(v, D.np_dtype(dtype)).reshape(s[0])),
-      cst.arrays(dtype, s[1]))).map(lambda t: Example({"a": t[0], "x": t[1]}))
+      cst.arrays(dtype, s[1]))).map(lambda t: Example({
+          "a": t[0], "x": _near_negative(t[1], dtype)}))
 
 
-_UNREGISTERED_SPECS.append(OpSpec("Polygamma", _polygamma_example, grad_inputs=("x",),
-                                  notes="grad: x only (TF has no gradient for a)."))
+def _polygamma_tolerance(dtype, ex):
+  # Digamma's (a == 0) plus the zeta sum's cancellation, times n!, for a >= 1.
+  base = _abs_ulps(dtype, 8)
+  a = np.asarray(ex.inputs["a"], np.float64)
+  with np.errstate(all="ignore"):
+    factor = np.where((a >= 1) & (a <= 170), sps.gamma(np.minimum(np.abs(a), 170) + 1), 0)
+  return Tolerance(base.rtol, base.atol + _cancellation(a + 1, ex.inputs["x"], dtype,
+                                                        factor))
+
+
+SPECS.append(OpSpec("Polygamma", _polygamma_example, grad_inputs=("x",),
+                    tolerance=_polygamma_tolerance, notes=(
+                        "grad: x only (TF has no gradient for a). x is drawn as Zeta's q; "
+                        "the tolerance is Digamma's plus n! times Zeta's cancellation term "
+                        "(see special_specs._polygamma_tolerance).")))
 
 
 def _betainc_example(dtype):
-  # TF's kernel takes a, b and x of one shape, or scalars among them.
-  return cst.shapes().flatmap(lambda shape: st.tuples(*[st.one_of(
-      cst.arrays(dtype, ()), cst.arrays(dtype, shape)) for _ in range(3)])).map(
+  # TF's kernel takes a, b and x of one shape, or scalars among them. x always has the
+  # shape (TF's x gradient fails in a Reshape for a scalar x beside a larger a or b, and
+  # for a scalar a or b beside a 0-sized x: TF bugs).
+  def values(shape):
+    one = cst.arrays(dtype, shape)
+    return one if 0 in shape else st.one_of(cst.arrays(dtype, ()), one)
+  return cst.shapes().flatmap(lambda shape: st.tuples(
+      values(shape), values(shape), cst.arrays(dtype, shape))).map(
           lambda t: Example({"a": t[0], "b": t[1], "x": t[2]}))
 
 
-_UNREGISTERED_SPECS.append(OpSpec("Betainc", _betainc_example, grad_inputs=("x",),
-                                  notes="grad: x only (TF has no gradient for a and b)."))
+SPECS.append(OpSpec("Betainc", _betainc_example, grad_inputs=("x",), notes=(
+    "grad: x only (TF has no gradient for a and b). x is never a scalar beside a larger "
+    "a or b, and a, b are not scalars beside a 0-sized x: TF's gradient fails there (TF "
+    "bugs).")))
