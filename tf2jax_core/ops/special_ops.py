@@ -88,16 +88,21 @@ def _igamma_dx(a, x, y):
   return jnp.exp(-x + (a - 1) * jnp.log(x) - jax.lax.lgamma(a))
 
 
-_igamma = _with_grad(_igamma_fix(jnp, jax.lax.igamma, True),
-                     (lambda a, x, y: jax.lax.igamma_grad_a(a, x), _igamma_dx))
-_igammac = _with_grad(_igamma_fix(jnp, jax.lax.igammac, False),
-                      (lambda a, x, y: -jax.lax.igamma_grad_a(a, x),
-                       lambda a, x, y: -_igamma_dx(a, x, y)))
-# Not registered: the full-profile run failed (Igamma float32 grad w.r.t. a: NaN in other
-# places than TF's IgammaGradA kernel; Igammac shares that gradient).
-# _register("Igamma", _F32_64, _igamma_fix(np, sps.gammainc, True), _igamma)
-# _register("Igammac", _F32_64, _igamma_fix(np, sps.gammaincc, False), _igammac)
+def _igamma_grad_a(a, x):
+  # TF's IgammaGradA is 0 at x == 0 (whatever a is), for a == +inf and for x == +inf;
+  # XLA's is NaN there.
+  g = jax.lax.igamma_grad_a(a, x)
+  zero = (x == 0) | ((a == np.inf) & (x > 0)) | ((x == np.inf) & (a > 0))
+  return jnp.where(zero, jnp.zeros_like(g), g)
 
+
+_igamma = _with_grad(_igamma_fix(jnp, jax.lax.igamma, True),
+                     (lambda a, x, y: _igamma_grad_a(a, x), _igamma_dx))
+_igammac = _with_grad(_igamma_fix(jnp, jax.lax.igammac, False),
+                      (lambda a, x, y: -_igamma_grad_a(a, x),
+                       lambda a, x, y: -_igamma_dx(a, x, y)))
+_register("Igamma", _F32_64, _igamma_fix(np, sps.gammainc, True), _igamma)
+_register("Igammac", _F32_64, _igamma_fix(np, sps.gammaincc, False), _igammac)
 
 
 def _zeta_fix(m, zeta):

@@ -441,9 +441,7 @@ def _named(*names):
   return example
 
 
-# Igamma, Igammac, Zeta, Polygamma and Betainc are not registered yet (see
-# tf2jax_core/ops/special_ops.py); their specs are kept here, unused, for when they are.
-_UNREGISTERED_SPECS = [OpSpec(_op, _named("a", "x")) for _op in ["Igamma", "Igammac"]]
+SPECS += [OpSpec(_op, _named("a", "x")) for _op in ["Igamma", "Igammac"]]
 
 
 def _near_negative(v, dtype):
