@@ -403,8 +403,47 @@ def _ctc_greedy_example(dtype):
   return draw()
 
 
+def _ctc_loss_example(dtype):
+  @st.composite
+  def draw(draw):
+    t, b, c = draw(st.integers(1, 6)), draw(st.integers(1, 3)), draw(st.integers(2, 5))
+    scale = draw(st.sampled_from([1.0, 3.0, 3.0, 60.0]))  # 60: softmax underflows to 0
+    x = np.asarray(draw(st.lists(st.floats(-1, 1), min_size=t * b * c, max_size=t * b * c)),
+                   np.float64).reshape(t, b, c) * scale
+    lengths = np.asarray(draw(st.lists(st.integers(0, t), min_size=b, max_size=b)), np.int32)
+    collapse, merge, ignore = (draw(st.booleans()) for _ in range(3))
+    indices, values = [], []
+    for row in range(b):
+      # Mostly labels that fit the row's time (TF raises otherwise, unless ignored), with
+      # repeats (few classes); at least one label per row (TF raises otherwise).
+      fits = max(1, int(lengths[row]))
+      n = draw(st.integers(1, fits + 2 if ignore or _rarely(draw, 8) else fits))
+      for i in range(n):
+        indices.append((row, i))
+        values.append(draw(st.integers(0, c - 2)))
+    return Example({"inputs": x.astype(D.np_dtype(dtype)),
+                    "labels_indices": np.asarray(indices, np.int64).reshape(-1, 2),
+                    "labels_values": np.asarray(values, np.int32),
+                    "sequence_length": lengths},
+                   {"preprocess_collapse_repeated": collapse, "ctc_merge_repeated": merge,
+                    "ignore_longer_outputs_than_inputs": ignore})
+  return draw()
+
+
 def _ctc_specs():
-  return [OpSpec("CTCGreedyDecoder", _ctc_greedy_example, transforms=VALUE_SHAPED,
+  return [OpSpec("CTCLoss", _ctc_loss_example, static_inputs=("labels_indices",),
+                 grad_inputs=("inputs",),
+                 tolerance={"float64": default_tolerance("float32")}, notes=(
+                     "float64 has float32's tolerance: TF's float64 kernel computes in "
+                     "float32 (its loss for p = 1/2 is 0.693147178655291, log 2 is "
+                     "0.6931471805599453; gradient entries are float32 values); tf2jax "
+                     "computes in float64. "
+                     "labels_indices are graph constants (so vmap keeps them valid; traced "
+                     "indices are tested in tests/test_ctc.py). Labels are below the "
+                     "blank (TF does not check that; equal or above, its kernel reads out "
+                     "of bounds, and tf2jax raises). Under jit, TF's value checks cannot "
+                     "raise: too-long labels give an infinite loss.")),
+          OpSpec("CTCGreedyDecoder", _ctc_greedy_example, transforms=VALUE_SHAPED,
                  notes="Sparse outputs whose size depends on the values: checked eagerly and "
                        "with every input constant; under jit the lowering raises a "
                        "ConversionError naming the op. Coarse values (ties between classes).")]
