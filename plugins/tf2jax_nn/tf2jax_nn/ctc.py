@@ -114,10 +114,7 @@ def _check_ctc_values(node, indices, values, seq_len, classes: int, max_time: in
                       batch: int, ignore_longer: bool, blank: int):
   """TF's CPU kernel's checks, on the values known (not traced). Labels equal to the blank
   or above are not checked by TF (undefined behaviour there, crashes seen): refused."""
-  blank_bound = classes - 1 if blank == classes - 1 else classes
-  if blank == 0:
-    values = None if values is None else values - 1  # labels are 1 .. classes - 1
-    blank_bound = classes - 1
+  low, high = (1, classes) if blank == 0 else (0, classes - 1)
   where = f"{node.op} node {node.path!r}"
   if seq_len is not None:
     if (seq_len < 0).any() or (seq_len > max_time).any():
@@ -139,9 +136,9 @@ def _check_ctc_values(node, indices, values, seq_len, classes: int, max_time: in
                      f"{np.flatnonzero(counts == 0).tolist()} have none")
   if values is None:
     return
-  if (values < 0).any() or (values >= blank_bound).any():
-    raise ValueError(f"{where}: labels must be in [0, {blank_bound}) (class "
-                     f"{blank} is the blank), got {sorted(set(values.tolist()))}")
+  if (values < low).any() or (values >= high).any():
+    raise ValueError(f"{where}: labels must be in [{low}, {high}) (class {blank} is the "
+                     f"blank), got {sorted(set(values.tolist()))}")
   if seq_len is None or ignore_longer:
     return
   short = np.flatnonzero(counts > seq_len)  # before collapsing repeats, as TF
@@ -189,10 +186,21 @@ def _with_gradient_output(fn):
   return f
 
 
-@lowering("CTCLoss", attrs={"T": ("float32", "float64"), "preprocess_collapse_repeated": None,
-                            "ctc_merge_repeated": None,
-                            "ignore_longer_outputs_than_inputs": None})
+_CTC_ATTRS = {"preprocess_collapse_repeated": None, "ctc_merge_repeated": None,
+              "ignore_longer_outputs_than_inputs": None}
+
+
+@lowering("CTCLoss", attrs={"T": ("float32", "float64"), **_CTC_ATTRS})
 def ctc_loss(node):
+  return _ctc_loss_lowering(node, blank_first=False)
+
+
+@lowering("CTCLossV2", attrs=_CTC_ATTRS)
+def ctc_loss_v2(node):
+  return _ctc_loss_lowering(node, blank_first=True)
+
+
+def _ctc_loss_lowering(node, blank_first: bool):
   collapse = bool(node.attrs.get("preprocess_collapse_repeated", False))
   merge = bool(node.attrs.get("ctc_merge_repeated", True))
   ignore_longer = bool(node.attrs.get("ignore_longer_outputs_than_inputs", False))
@@ -210,15 +218,15 @@ def ctc_loss(node):
                        f"{batch} (the batch size) elements, got shape "
                        f"{list(np.shape(sequence_length))}")
     known = lambda v: None if isinstance(v, jax.core.Tracer) else np.asarray(v)
+    blank = 0 if blank_first else classes - 1
     _check_ctc_values(node, known(labels_indices), known(labels_values),
-                      known(sequence_length), classes, max_time, batch, ignore_longer,
-                      classes - 1)
+                      known(sequence_length), classes, max_time, batch, ignore_longer, blank)
 
     def body(x, indices, values, seq_len):
       labels, lengths = _sparse_to_dense_labels(indices, values, batch)
       y = jax.nn.softmax(x, axis=2)
       return _ctc_loss_and_grad(jnp.log(y), y, labels, lengths, seq_len.astype(jnp.int32),
-                                classes - 1, merge, ignore_longer, collapse)
+                                blank, merge, ignore_longer, collapse)
     return _with_gradient_output(body)(jnp.asarray(inputs), jnp.asarray(labels_indices),
                                        jnp.asarray(labels_values),
                                        jnp.asarray(sequence_length))

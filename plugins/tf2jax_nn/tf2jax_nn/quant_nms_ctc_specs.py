@@ -430,19 +430,71 @@ def _ctc_loss_example(dtype):
   return draw()
 
 
+def _ctc_v2_example(dtype):
+  # CTCLossV2's blank is class 0: CTCLoss's labels, one class up.
+  return _ctc_loss_example(dtype).map(lambda ex: Example(
+      {**ex.inputs, "labels_values": ex.inputs["labels_values"] + 1}, ex.attrs))
+
+
+def _ctc_v2_build(ex):
+  """The reference: CTCLoss with class 0 moved last (its blank) and the labels one down;
+  the gradient's classes moved back. `_ctc_v2_rewrite` makes it CTCLossV2."""
+  tf = _tf()
+
+  def body(x, values, lengths):
+    x = tf.identity(x, name="ctc_in")
+    values = tf.identity(values, name="ctc_values")
+    lengths = tf.identity(lengths, name="ctc_lengths")
+    indices = tf.identity(ex.inputs["labels_indices"], name="ctc_indices")
+    loss, grad = tf.raw_ops.CTCLoss(
+        inputs=tf.concat([x[..., 1:], x[..., :1]], axis=-1), labels_indices=indices,
+        labels_values=values - 1, sequence_length=lengths, **ex.attrs)
+    return (tf.identity(loss, name="ctc_loss_out"),
+            tf.identity(tf.concat([grad[..., -1:], grad[..., :-1]], axis=-1),
+                        name="ctc_grad_out"))
+  return body
+
+
+def _ctc_v2_rewrite(graph_def, ex):
+  node = graph_def.node.add(name="ctc_v2", op="CTCLossV2", input=[
+      "ctc_in", "ctc_indices", "ctc_values", "ctc_lengths"])
+  for attr, value in ex.attrs.items():
+    node.attr[attr].b = bool(value)
+  for n in graph_def.node:
+    if n.name == "ctc_loss_out":
+      n.input[0] = "ctc_v2"
+    elif n.name == "ctc_grad_out":
+      n.input[0] = "ctc_v2:1"
+
+
+def _ctc_tolerance(dtype, ex):
+  """float32's default rtol (TF computes float64 in float32 too) and 8 float32 eps
+  absolute: the gradient y - posterior cancels (both are probabilities)."""
+  del dtype, ex
+  base = default_tolerance("float32")
+  return Tolerance(base.rtol, 8 * float(D.finfo("float32").eps))
+
+
 def _ctc_specs():
   return [OpSpec("CTCLoss", _ctc_loss_example, static_inputs=("labels_indices",),
                  grad_inputs=("inputs",),
-                 tolerance={"float64": default_tolerance("float32")}, notes=(
-                     "float64 has float32's tolerance: TF's float64 kernel computes in "
-                     "float32 (its loss for p = 1/2 is 0.693147178655291, log 2 is "
-                     "0.6931471805599453; gradient entries are float32 values); tf2jax "
-                     "computes in float64. "
+                 tolerance=_ctc_tolerance, notes=(
+                     "Tolerance: float32's rtol and 8 float32 eps absolute (the gradient "
+                     "y - posterior cancels), for float64 too: TF's float64 kernel "
+                     "computes in float32 (its loss for p = 1/2 is 0.693147178655291, "
+                     "log 2 is 0.6931471805599453), tf2jax in float64. "
                      "labels_indices are graph constants (so vmap keeps them valid; traced "
                      "indices are tested in tests/test_ctc.py). Labels are below the "
                      "blank (TF does not check that; equal or above, its kernel reads out "
                      "of bounds, and tf2jax raises). Under jit, TF's value checks cannot "
                      "raise: too-long labels give an infinite loss.")),
+          OpSpec("CTCLossV2", _ctc_v2_example, dtype_attr=None, dtypes=("float32",),
+                 static_inputs=("labels_indices",), grad_inputs=("inputs",),
+                 build=_ctc_v2_build, rewrite=_ctc_v2_rewrite, tolerance=_ctc_tolerance,
+                 notes=(
+                     "TF has no CPU kernel for it (cuDNN's CTC loss: blank class 0); "
+                     "reference: CTCLoss with class 0 moved last and the labels one down, "
+                     "rewritten into CTCLossV2. As CTCLoss otherwise.")),
           OpSpec("CTCGreedyDecoder", _ctc_greedy_example, transforms=VALUE_SHAPED,
                  notes="Sparse outputs whose size depends on the values: checked eagerly and "
                        "with every input constant; under jit the lowering raises a "
