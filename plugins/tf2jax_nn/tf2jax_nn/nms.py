@@ -1,5 +1,7 @@
 """Non-max suppression: NonMaxSuppression, NonMaxSuppressionV2, V3, V4, V5,
-NonMaxSuppressionWithOverlaps (the given overlaps instead of IOUs).
+NonMaxSuppressionWithOverlaps (the given overlaps instead of IOUs) and
+CombinedNonMaxSuppression (per batch entry and class; fixed output size, so it also runs
+under jit).
 
 TF's CPU kernel's greedy algorithm, step by step: candidates with a score above
 score_threshold are taken by descending score (equal scores: the lower index first); a
@@ -237,4 +239,72 @@ def nms_with_overlaps(node):
       raise ValueError("max_output_size must be non-negative")
     sel, _ = _greedy(None, s, int(n), thr, score_thr, 0.0, overlaps=o)
     return np.asarray(sel, np.int32)
+  return run
+
+
+@lowering("CombinedNonMaxSuppression", attrs={"pad_per_class": None, "clip_boxes": None})
+def combined_nms(node):
+  """Hard NMS per batch entry and class (`_padded_nms`), then the selections of all
+  classes by descending score, the first max_total_size kept (fewer with pad_per_class).
+  TF orders equal scores unspecifiedly (a priority queue, then std::sort)."""
+  pad_per_class = bool(node.attrs.get("pad_per_class", False))
+  clip = bool(node.attrs.get("clip_boxes", True))
+
+  def run(boxes, scores, max_output_size_per_class, max_total_size, iou_threshold,
+          score_threshold):
+    where = f"{node.op} node {node.path!r}"
+    sizes = []
+    for name, v in (("max_output_size_per_class", max_output_size_per_class),
+                    ("max_total_size", max_total_size)):
+      if not is_static(v):
+        raise ConversionError(f"{where}: the output size depends on {name}, which is traced "
+                              "here; make it a constant of the graph")
+      if np.ndim(v) != 0:
+        raise ValueError(f"{where}: {name} must be 0-D, got shape {list(np.shape(v))}")
+      sizes.append(int(v))
+    per_class, total = sizes
+    if per_class <= 0:
+      raise ValueError(f"{where}: max_output_size_per_class must be > 0, got {per_class}")
+    if total <= 0:
+      raise ValueError(f"{where}: max_total_size must be > 0, got {total}")
+    for name, v in (("iou_threshold", iou_threshold), ("score_threshold", score_threshold)):
+      if np.ndim(v) != 0:
+        raise ValueError(f"{where}: {name} must be 0-D, got shape {list(np.shape(v))}")
+    if is_static(iou_threshold) and not 0 <= float(iou_threshold) <= 1:
+      raise ValueError(f"{where}: iou_threshold must be in [0, 1], got {float(iou_threshold)}")
+    bs, ss = tuple(np.shape(boxes)), tuple(np.shape(scores))
+    if len(ss) != 3 or len(bs) != 4 or bs[3] != 4 or bs[:2] != ss[:2] or bs[2] not in (1, ss[2]):
+      raise ValueError(f"{where}: boxes must be [batch, num_boxes, q, 4] with q 1 or "
+                       f"num_classes, and scores [batch, num_boxes, num_classes]; got "
+                       f"{list(bs)} and {list(ss)}")
+    batch, _, classes = ss
+    keep = min(total, per_class * classes) if pad_per_class else total
+    boxes, scores = jnp.asarray(boxes, jnp.float32), jnp.asarray(scores, jnp.float32)
+    by_class = jnp.moveaxis(jnp.broadcast_to(boxes, bs[:2] + (classes, 4)), 2, 1)
+
+    def one_class(b, s):
+      if s.shape[0] == 0:
+        return jnp.zeros((per_class, 4), b.dtype), jnp.full((per_class,), -jnp.inf, s.dtype)
+      idx, count = _padded_nms(b, s, per_class, iou_threshold, score_threshold)
+      live = jnp.arange(per_class) < count
+      return b[idx], jnp.where(live, s[idx], -jnp.inf)
+
+    sel_boxes, sel_scores = jax.vmap(jax.vmap(one_class))(by_class,
+                                                          jnp.moveaxis(scores, 2, 1))
+    sel_boxes = sel_boxes.reshape(batch, classes * per_class, 4)
+    sel_scores = sel_scores.reshape(batch, classes * per_class)
+    sel_classes = jnp.broadcast_to(jnp.repeat(jnp.arange(classes), per_class),
+                                   sel_scores.shape)
+    order = jnp.argsort(-sel_scores, axis=1, stable=True)
+    pad = max(keep - classes * per_class, 0)
+    order = jnp.pad(order, ((0, 0), (0, pad)))[:, :keep]
+    out_scores = jnp.pad(jnp.take_along_axis(sel_scores, order[:, :keep - pad], axis=1),
+                         ((0, 0), (0, pad)), constant_values=-jnp.inf)
+    live = out_scores > -jnp.inf
+    out_boxes = jnp.take_along_axis(sel_boxes, order[..., None], axis=1)
+    if clip:
+      out_boxes = jnp.clip(out_boxes, 0.0, 1.0)
+    out_classes = jnp.take_along_axis(sel_classes, order, axis=1).astype(jnp.float32)
+    return [jnp.where(live[..., None], out_boxes, 0), jnp.where(live, out_scores, 0),
+            jnp.where(live, out_classes, 0), live.sum(axis=1).astype(jnp.int32)]
   return run

@@ -362,6 +362,32 @@ def _overlaps_example(dtype):
   return draw()
 
 
+def _combined_nms_example(dtype):
+  @st.composite
+  def draw(draw):
+    b, n, c = draw(st.integers(1, 2)), draw(st.integers(0, 6)), draw(st.integers(1, 3))
+    q = draw(st.sampled_from([1, c]))
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    # Coordinates around [0, 1] (clip_boxes clips to it), some boxes reversed or flat.
+    boxes = rng.uniform(-0.2, 1.2, (b, n, q, 4))
+    if n and _rarely(draw, 4):
+      boxes[..., 2] = boxes[..., 0]
+    # Distinct scores: TF orders equal ones unspecifiedly.
+    scores = rng.permutation(np.linspace(0.01, 0.99, b * n * c)).reshape(b, n, c)
+    per_class = draw(st.integers(0, 4) if _rarely(draw, 10) else st.integers(1, 4))
+    return Example({
+        "boxes": boxes.astype(np.float32), "scores": scores.astype(np.float32),
+        "max_output_size_per_class": np.asarray(per_class, np.int32),
+        "max_total_size": np.asarray(draw(st.integers(1, 8)), np.int32),
+        "iou_threshold": np.asarray(draw(st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0])),
+                                    np.float32),
+        "score_threshold": np.asarray(draw(st.sampled_from([-1.0, 0.2, 0.5, 0.9])),
+                                      np.float32)},
+        {"pad_per_class": draw(st.booleans()), "clip_boxes": draw(st.booleans())})
+  return draw()
+
+
 def _nms_specs():
   out = [OpSpec("NonMaxSuppression", _nms_example(1), dtype_attr=None, dtypes=("float32",),
                 transforms=VALUE_SHAPED, notes=_NMS_NOTES),
@@ -377,6 +403,14 @@ def _nms_specs():
                     notes="pad_to_max_output_size=True (a size-bounded output: checked under "
                           "jit and vmap too; max_output_size a graph constant). Without "
                           "padding it is V3's code. " + _BOXES_NOTE))
+  out.append(OpSpec("CombinedNonMaxSuppression", _combined_nms_example, dtype_attr=None,
+                    dtypes=("float32",),
+                    static_inputs=("max_output_size_per_class", "max_total_size"),
+                    transforms=NO_GRAD, notes=(
+                        "Output sizes are constants of the graph (they set the output "
+                        "shapes; traced ones raise a ConversionError). Distinct scores: "
+                        "TF orders equal scores unspecifiedly (a priority queue, then "
+                        "std::sort). TF defines no gradient for it.")))
   return out
 
 
