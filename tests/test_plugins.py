@@ -443,10 +443,10 @@ def test_select_plugins_by_entry_point_or_distribution_name(sandbox):
 
 # Core-catalog ops no plugin lowers (see FREE_OP_CANDIDATES).
 CORE_CANDIDATES = [
-    ("Zeta", lambda x: tf.raw_ops.Zeta(x=x + 2.0, q=x + 1.0)),
-    ("Polygamma", lambda x: tf.raw_ops.Polygamma(a=tf.ones_like(x), x=x + 1.0)),
-    ("Igamma", lambda x: tf.raw_ops.Igamma(a=x + 1.0, x=x + 1.0)),
+    ("IgammaGradA", lambda x: tf.raw_ops.IgammaGradA(a=x + 1.0, x=x + 1.0)),
     ("SparseSegmentSumGrad", lambda x: tf.raw_ops.SparseSegmentSumGrad(
+        grad=tf.reshape(x, [-1, 1]), indices=[0], segment_ids=[0], output_dim0=1)),
+    ("SparseSegmentMeanGrad", lambda x: tf.raw_ops.SparseSegmentMeanGrad(
         grad=tf.reshape(x, [-1, 1]), indices=[0], segment_ids=[0], output_dim0=1)),
 ]
 
