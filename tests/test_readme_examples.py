@@ -161,3 +161,39 @@ def test_prevent_gradient():
   with tf2jax.config.override_config("raise_on_prevent_gradient", False):
     jax_func = tf2jax.convert_functional(prevent, 0.0)
   np.testing.assert_allclose(jax.grad(jax_func)(3.14), 6.28, rtol=1e-6)
+
+
+def _jax2tf_style_relu_graph():
+  """A graph as jax2tf (without native serialization) wrote jax.nn.relu: its input an
+  Identity named jax2tf_arg_0, relu as Maximum(x, 0), its output jax2tf_out."""
+  @tf.function(input_signature=[tf.TensorSpec([4], tf.float32)], autograph=False)
+  def fn(x):
+    x = tf.identity(x, name="jax2tf_arg_0")
+    y = tf.math.maximum(x, tf.constant(0.0)) * tf.constant([1.0, 2.0, 3.0, 4.0])
+    return tf.identity(tf.reduce_sum(y), name="jax2tf_out")
+  return fn
+
+
+def test_infer_relu_from_jax2tf_gives_jax_relu_gradient_at_zero():
+  x = np.asarray([-1.0, 0.0, 0.0, 2.0], np.float32)
+  fn = _jax2tf_style_relu_graph()
+  assert "Maximum" in {n.op for n in fn.get_concrete_function().graph.as_graph_def().node}
+  jax_relu_grad = jax.grad(lambda v: jnp.sum(jax.nn.relu(v) * jnp.arange(1.0, 5.0)))(x)
+  with tf.GradientTape() as tape:
+    xt = tf.constant(x)
+    tape.watch(xt)
+    tf_grad = tape.gradient(fn(xt), xt).numpy()
+  assert tf_grad[1] == 2.0 and jax_relu_grad[1] == 0.0  # the two conventions differ at 0
+
+  jax_func = tf2jax.convert_functional(fn, x)  # the flag is on by default
+  np.testing.assert_allclose(jax.grad(jax_func)(x), jax_relu_grad)
+  np.testing.assert_allclose(jax_func(x), fn(x).numpy())
+  with tf2jax.override_config("infer_relu_from_jax2tf", False):
+    jax_func = tf2jax.convert_functional(fn, x)
+  np.testing.assert_allclose(jax.grad(jax_func)(x), tf_grad)
+
+  # Maximum(x, 0) in a graph jax2tf did not write keeps TF's gradient.
+  @tf.function(input_signature=[tf.TensorSpec([4], tf.float32)], autograph=False)
+  def plain(x):
+    return tf.reduce_sum(tf.math.maximum(x, 0.0) * tf.constant([1.0, 2.0, 3.0, 4.0]))
+  np.testing.assert_allclose(jax.grad(tf2jax.convert_functional(plain, x))(x), tf_grad)

@@ -20,6 +20,11 @@ def tf2jax_register_ops(registry):
 
 
 @hookimpl
+def tf2jax_graph_rewrites():
+  return [math_ops.mark_jax2tf_maximum]
+
+
+@hookimpl
 def tf2jax_conformance_specs():
   # tf2jax-conformance is a test dependency: import it only when specs are asked for.
   from tf2jax_conformance.core_specs import specs

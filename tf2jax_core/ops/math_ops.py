@@ -123,9 +123,40 @@ def _binary_with_grad(op: str, types, name: str, inexact_fn) -> None:
   LOWERINGS.append(build)
 
 
-_binary_with_grad("Maximum", REAL, "maximum", _maximum)
 _binary_with_grad("Minimum", REAL, "minimum", _minimum)
 _binary_with_grad("RealDiv", FLOAT + COMPLEX, "true_divide", _real_div)
+
+# Graphs jax2tf wrote (its inputs are Identity nodes named jax2tf_arg_<i>, its output
+# jax2tf_out) get their Maximum nodes marked by `mark_jax2tf_maximum`.
+JAX2TF_MARK = "_tf2jax_in_jax2tf_graph"
+
+
+def mark_jax2tf_maximum(graph) -> None:
+  """Graph rewrite: marks the Maximum nodes of a graph jax2tf wrote."""
+  if not any(n.startswith("jax2tf_arg_") or n == "jax2tf_out" for n in graph.nodes):
+    return
+  for node in graph.nodes.values():
+    if node.op == "Maximum":
+      node.attrs[JAX2TF_MARK] = True
+
+
+@lowering("Maximum", attrs={"T": REAL})
+def maximum(node):
+  """With infer_relu_from_jax2tf, Maximum(x, 0) in a jax2tf graph is jax.nn.relu (jax2tf
+  wrote relu that way; relu's gradient at 0 is 0, TF's Maximum gives it to x: 1)."""
+  relu = bool(node.attrs.get(JAX2TF_MARK)) and node.config("infer_relu_from_jax2tf")
+
+  def run(x, y):
+    if is_static(x, y):
+      return np.maximum(x, y)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+      return jnp.maximum(x, y)
+    if relu:
+      for a, b in ((x, y), (y, x)):
+        if is_static(b) and not np.any(b):
+          return jax.nn.relu(jnp.broadcast_to(a, jnp.broadcast_shapes(a.shape, b.shape)))
+    return _maximum(x, y)
+  return run
 
 
 @lowering("Cast", attrs={"SrcT": NUMBER + ("bool",), "DstT": NUMBER + ("bool",),
