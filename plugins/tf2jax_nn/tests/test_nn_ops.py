@@ -186,6 +186,12 @@ CONV2D_CASES = [
     ((2, 5, 5, 4), (3, 3, 2, 6), (1, 1), "SAME", (1, 1), None),  # 2 groups
     ((1, 3, 3, 1), (3, 3, 1, 2), (1, 1), "VALID", (1, 1), None),
     ((0, 4, 4, 2), (2, 2, 2, 3), (1, 1), "SAME", (1, 1), None),  # empty batch
+    # 1x1 filters: unpadded ones lower to a matmul (_pointwise_conv)
+    ((2, 7, 6, 3), (1, 1, 3, 5), (1, 1), "SAME", (1, 1), None),
+    ((1, 8, 7, 4), (1, 1, 4, 2), (2, 3), "VALID", (1, 1), None),
+    ((1, 7, 7, 2), (1, 1, 2, 3), (3, 2), "SAME", (2, 2), None),
+    ((1, 5, 5, 2), (1, 1, 2, 3), (2, 1), "EXPLICIT", (1, 1), ((1, 0), (0, 2))),
+    ((1, 5, 5, 4), (1, 1, 2, 6), (1, 1), "VALID", (1, 1), None),  # 2 groups
 ]
 
 
@@ -227,6 +233,21 @@ def test_conv2d_dtypes(dtype):
             for s, shp in [(0, (2, 6, 5, 3)), (1, (3, 2, 3, 4))])
   else:
     x, w = randn((2, 6, 5, 3), dtype), randn((3, 2, 3, 4), dtype, 1)
+  check(fn, x, w, tol={"float16": 1e-2, "bfloat16": 3e-2}.get(dtype))
+
+
+@pytest.mark.parametrize("op,nd,dtype", [  # TF's Conv3D has no int32 kernel
+    ("Conv2D", 2, "float16"), ("Conv2D", 2, "bfloat16"), ("Conv2D", 2, "int32"),
+    ("Conv3D", 3, "float16"), ("Conv3D", 3, "bfloat16")])
+def test_pointwise_conv_dtypes(op, nd, dtype):
+  strides = [1, 2] + [1] * (nd - 1) + [1]
+  fn = lambda x, w: getattr(r, op)(input=x, filter=w, strides=strides, padding="SAME")
+  xs, ws = (2,) + (5,) * nd + (3,), (1,) * nd + (3, 4)
+  if dtype == "int32":
+    x, w = (np.random.RandomState(s).randint(-50, 50, shp).astype(dtype)
+            for s, shp in [(0, xs), (1, ws)])
+  else:
+    x, w = randn(xs, dtype), randn(ws, dtype, 1)
   check(fn, x, w, tol={"float16": 1e-2, "bfloat16": 3e-2}.get(dtype))
 
 
