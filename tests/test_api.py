@@ -338,3 +338,21 @@ def test_python_scalar_where_tf_would_refuse_it():
     fn(2.5)  # TF: a float is not convertible to int32 without loss
   with pytest.raises(tf2jax.InputSpecError, match="does not fit int32"):
     fn(2**40)
+
+
+def test_python_constants_traced_from_defaults_stay_optional():
+  def fn(x, name=None, *, scale=2.0):
+    return tf.math.sin(x, name=name) * scale
+
+  x = np.linspace(-1, 1, 3).astype(np.float32)
+  jax_fn = tf2jax.convert_functional(tf.function(fn), x)  # traced with the defaults
+  assert str(jax_fn.signature) == "(x, name=None, *, scale=2.0, rng=None)"
+  want = fn(tf.constant(x)).numpy()
+  np.testing.assert_allclose(jax_fn(x), want, rtol=1e-6)
+  np.testing.assert_allclose(jax_fn(x, None, scale=2.0), want, rtol=1e-6)
+  with pytest.raises(tf2jax.InputSpecError, match="traced as the constant 2.0"):
+    jax_fn(x, scale=3.0)
+  # A tf.math function straight from TF's API has such a `name=None`.
+  zeta = tf2jax.convert_functional(tf.function(tf.math.zeta), x + 3, x + 2)
+  np.testing.assert_allclose(zeta(x + 3, x + 2), tf.math.zeta(x + 3, x + 2).numpy(),
+                             rtol=1e-6)

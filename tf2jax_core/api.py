@@ -625,9 +625,18 @@ class _InputBinder:
     self.sig_args = tuple(sig_args)
     self.sig_kwargs = dict(sig_kwargs)
     self.names = list(names)
-    self._sig = inspect.Signature(
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in self.names]
-        + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in self.sig_kwargs])
+    # Python constants TF traced (such as a `name=None` default) become defaults: the
+    # trailing positional ones and every keyword-only one.
+    positional, optional = [], True
+    for name, spec in reversed(list(zip(self.names, self.sig_args))):
+      optional = optional and not _has_tensors(spec)
+      positional.insert(0, inspect.Parameter(
+          name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+          default=spec if optional else inspect.Parameter.empty))
+    self._sig = inspect.Signature(positional + [
+        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY,
+                          default=inspect.Parameter.empty if _has_tensors(v) else v)
+        for k, v in self.sig_kwargs.items()])
     self.leaves = []  # (path, spec) of every TensorSpec leaf, in TF's flat order
     self._flatten_top(None, self.leaves, check=False)
     if len(self.leaves) != num_placeholders:
@@ -648,6 +657,7 @@ class _InputBinder:
       bound = self._sig.bind(*args, **kwargs)
     except TypeError as e:
       raise InputSpecError(f"{self.what}: {e}; it takes {self._sig}.") from None
+    bound.apply_defaults()
     out = []
     self._flatten_top(bound.arguments, out, check=True)
     return out
@@ -715,6 +725,11 @@ class _InputBinder:
             f"{self.what}: input {name!r} is {np.dtype(value.dtype).name}", converted.dtype))
       value = converted
     return value
+
+
+def _has_tensors(spec) -> bool:
+  import tensorflow as tf
+  return any(isinstance(leaf, tf.TensorSpec) for leaf in tf.nest.flatten(spec))
 
 
 def _from_python(value, dtype: np.dtype, what: str, name: str) -> np.ndarray:
