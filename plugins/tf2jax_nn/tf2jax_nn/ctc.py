@@ -85,7 +85,6 @@ def _ctc(log_y, labels, lengths, seq_len, blank: int, merge_repeated: bool):
   last = 2 * lengths[:, None] + 1
   beta_end = jnp.where((s[None, :] == last - 1) | (s[None, :] == last - 2), 0.0,
                        neg_inf).astype(log_y.dtype)
-  stay_next = stay
   skip_next = jnp.concatenate([skip[:, 2:], jnp.zeros_like(skip[:, :2])], axis=1)
 
   def unshift(v, k):
@@ -95,14 +94,14 @@ def _ctc(log_y, labels, lengths, seq_len, blank: int, merge_repeated: bool):
   def backward(nxt, t):
     # beta_t(s) = sum over s' reachable from s of y_{t+1}(s') beta_{t+1}(s').
     w = emit[t + 1] + nxt
-    beta = jnp.logaddexp(jnp.where(stay_next, w, neg_inf), unshift(w, 1))
+    beta = jnp.logaddexp(jnp.where(stay, w, neg_inf), unshift(w, 1))
     beta = jnp.logaddexp(beta, jnp.where(skip_next, unshift(w, 2), neg_inf))
     beta = jnp.where((t >= seq_len - 1)[:, None], beta_end, beta)
     return beta, beta
 
   _, betas = jax.lax.scan(backward, beta_end, jnp.arange(max_time - 1), reverse=True)
   betas = jnp.concatenate([betas, beta_end[None]], axis=0)  # [T, B, S]
-  log_p = jax.nn.logsumexp(alphas[0] + betas[0], axis=1, where=None)
+  log_p = jax.nn.logsumexp(alphas[0] + betas[0], axis=1)
   log_p = jnp.where(jnp.isnan(log_p), neg_inf, log_p)
   post = jnp.exp(alphas + betas - log_p[None, :, None])
   post = jnp.where(jnp.isfinite(log_p)[None, :, None] & used[None], post, 0)
@@ -205,6 +204,16 @@ def _ctc_loss_lowering(node, blank_first: bool):
   merge = bool(node.attrs.get("ctc_merge_repeated", True))
   ignore_longer = bool(node.attrs.get("ignore_longer_outputs_than_inputs", False))
 
+  blank_of = lambda classes: 0 if blank_first else classes - 1
+
+  def body(x, indices, values, seq_len):
+    _, batch, classes = x.shape
+    labels, lengths = _sparse_to_dense_labels(indices, values, batch)
+    y = jax.nn.softmax(x, axis=2)
+    return _ctc_loss_and_grad(jnp.log(y), y, labels, lengths, seq_len.astype(jnp.int32),
+                              blank_of(classes), merge, ignore_longer, collapse)
+  loss_and_grad = _with_gradient_output(body)
+
   def run(inputs, labels_indices, labels_values, sequence_length):
     if np.ndim(inputs) != 3:
       raise ValueError(f"{node.op} node {node.path!r}: inputs must be 3-D [max_time, "
@@ -218,18 +227,11 @@ def _ctc_loss_lowering(node, blank_first: bool):
                        f"{batch} (the batch size) elements, got shape "
                        f"{list(np.shape(sequence_length))}")
     known = lambda v: None if isinstance(v, jax.core.Tracer) else np.asarray(v)
-    blank = 0 if blank_first else classes - 1
     _check_ctc_values(node, known(labels_indices), known(labels_values),
-                      known(sequence_length), classes, max_time, batch, ignore_longer, blank)
-
-    def body(x, indices, values, seq_len):
-      labels, lengths = _sparse_to_dense_labels(indices, values, batch)
-      y = jax.nn.softmax(x, axis=2)
-      return _ctc_loss_and_grad(jnp.log(y), y, labels, lengths, seq_len.astype(jnp.int32),
-                                blank, merge, ignore_longer, collapse)
-    return _with_gradient_output(body)(jnp.asarray(inputs), jnp.asarray(labels_indices),
-                                       jnp.asarray(labels_values),
-                                       jnp.asarray(sequence_length))
+                      known(sequence_length), classes, max_time, batch, ignore_longer,
+                      blank_of(classes))
+    return loss_and_grad(jnp.asarray(inputs), jnp.asarray(labels_indices),
+                         jnp.asarray(labels_values), jnp.asarray(sequence_length))
   return run
 
 
