@@ -10,6 +10,8 @@ infinities, NaN) follow TF's kernels. Gradients use TF's formulas (see math_grad
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
@@ -133,25 +135,35 @@ def _zeta_fix(m, zeta):
   return run
 
 
-def _zeta_positive_q(x, q):
-  # XLA's zeta is NaN for large x (float32 from x ~ 1e4). There 2^-x underflows, so only
-  # q^-x and (q + 1)^-x count.
-  big = x >= (200 if x.dtype == jnp.float32 else 1100)
-  direct = jnp.power(q, -x) + jnp.where(q < 1, jnp.power(q + 1, -x), 0)
-  return jnp.where(big & jnp.isfinite(x), direct, jax.lax.zeta(jnp.where(big, 2, x), q))
+def _zeta_sum(m, zeta):
+  """TF's zeta(x, q), the sum of (q + k)^-x over k >= 0, from `zeta` (NumPy's or XLA's)
+  where that is right: q > 0 and moderate x."""
+  def positive_q(x, q):
+    # XLA's zeta is NaN for large x (float32 from x ~ 1e4), SciPy's too (x ~ 1e13). There
+    # 2^-x underflows, so only q^-x and (q + 1)^-x count.
+    big = x >= (200 if x.dtype == np.float32 else 1100)
+    with np.errstate(all="ignore"):
+      direct = m.power(q, -x) + m.where(q < 1, m.power(q + 1, -x), 0)
+    return m.where(big & m.isfinite(x), direct, zeta(m.where(big, 2, x), q))
+
+  def run(x, q):
+    # XLA's zeta is wrong for q < 0 (TF sums from q on, x an integer there). With
+    # f = q - floor(q), the negative terms are (-1)^x (zeta(x, 1 - f) - zeta(x, 1 - q));
+    # zeta(x, 1 - f)'s first term is written (q - ceil(q))^-x, which is exact where 1 - f
+    # rounds to 0 (q just below 0).
+    neg = q < 0
+    f = q - m.floor(q)
+    sign = m.where(m.fmod(m.where(m.isfinite(x), x, 0), 2) == 0, 1, -1).astype(x.dtype)
+    safe = lambda v: m.where(neg & (f > 0), v, 1)
+    with np.errstate(all="ignore"):
+      first = m.power(q - m.ceil(q), -x)
+    below = first + sign * (positive_q(x, safe(2 - f)) - positive_q(x, safe(1 - q))) + (
+        positive_q(x, safe(f)))
+    return m.where(neg, below, positive_q(x, m.where(neg, 1, q)))
+  return run
 
 
-def _zeta_jnp(x, q):
-  # TF sums (q + k)^-x from a negative non-integer q on (x an integer there); XLA's zeta
-  # is wrong for q < 0. With f = q - floor(q), that sum is
-  # (-1)^x (zeta(x, 1 - f) - zeta(x, 1 - q)) + zeta(x, f), every q there positive.
-  neg = q < 0
-  f = q - jnp.floor(q)
-  sign = jnp.where(jnp.fmod(jnp.where(jnp.isfinite(x), x, 0), 2) == 0, 1, -1).astype(x.dtype)
-  safe = lambda v: jnp.where(neg & (f > 0), v, 1)
-  below = sign * (_zeta_positive_q(x, safe(1 - f)) - _zeta_positive_q(x, safe(1 - q))) + (
-      _zeta_positive_q(x, safe(f)))
-  return jnp.where(neg, below, _zeta_positive_q(x, jnp.where(neg, 1, q)))
+_zeta_jnp = _zeta_sum(jnp, jax.lax.zeta)
 
 
 def _polygamma_fix(m, polygamma):
@@ -165,8 +177,11 @@ def _np_polygamma(a, x):
   n1 = np.where(a >= 1, a, 1) + 1
   sign = np.where(np.fmod(np.where(np.isfinite(n1), n1, 0), 2) == 0, 1, -1)
   with np.errstate(all="ignore"):
-    higher = sign * sps.gamma(n1) * _zeta_fix(np, sps.zeta)(n1, x)
+    higher = sign * sps.gamma(n1) * _zeta_fix(np, _zeta_sum(np, sps.zeta))(n1, x)
   return np.where(a == 0, _np_digamma(x), higher)
+
+
+_FACTORIALS = np.array([float(math.factorial(k)) for k in range(171)])  # 0! to 170!
 
 
 def _polygamma_jnp(a, x):
@@ -174,7 +189,11 @@ def _polygamma_jnp(a, x):
   # dtype (with _zeta_jnp, right for x < 0, where XLA's polygamma is not).
   n1 = jnp.where(a >= 1, a, 1) + 1
   sign = jnp.where(jnp.fmod(jnp.where(jnp.isfinite(n1), n1, 0), 2) == 0, 1, -1).astype(x.dtype)
-  higher = sign * jnp.exp(jax.lax.lgamma(n1)) * _zeta_fix(jnp, _zeta_jnp)(n1, x)
+  with np.errstate(over="ignore"):  # inf from 35! on in float32
+    table = _FACTORIALS.astype(x.dtype)
+  factorial = jnp.where(n1 > 171, np.inf, jnp.asarray(table)[
+      jnp.clip(jnp.nan_to_num(n1) - 1, 0, 170).astype(jnp.int32)])
+  higher = sign * factorial * _zeta_fix(jnp, _zeta_jnp)(n1, x)
   return jnp.where(a == 0, jax.lax.digamma(x), higher)
 
 
@@ -184,7 +203,7 @@ _zeta = _with_grad(_zeta_fix(jnp, _zeta_jnp),
                    (None, lambda x, q, y: -x * _zeta_fix(jnp, _zeta_jnp)(x + 1, q)))
 _polygamma = _with_grad(_polygamma_fix(jnp, _polygamma_jnp),
                         (None, lambda a, x, y: _polygamma_fix(jnp, _polygamma_jnp)(a + 1, x)))
-_register("Zeta", _F32_64, _zeta_fix(np, sps.zeta), _zeta)
+_register("Zeta", _F32_64, _zeta_fix(np, _zeta_sum(np, sps.zeta)), _zeta)
 _register("Polygamma", _F32_64, _polygamma_fix(np, _np_polygamma), _polygamma)
 
 

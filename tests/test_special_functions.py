@@ -1,0 +1,59 @@
+"""Special-function edge points that the thorough conformance profile found, against TF:
+q just below 0 and huge x for Zeta, Polygamma's factorial, tiny a for Igamma."""
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf2jax
+
+TINY32 = np.float32(-1.1754944e-38)
+
+
+def check(fn_tf, *args, rtol, atol=0.0, grad=False):
+  """Values (eager and jit) and, with `grad`, the gradient w.r.t. the last argument."""
+  fn = tf2jax.convert_functional(tf.function(fn_tf), *args)
+  want = fn_tf(*[tf.constant(a) for a in args]).numpy()
+  for got in (fn(*args), jax.jit(fn)(*args)):
+    got = np.asarray(got)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+  if grad:
+    with tf.GradientTape() as tape:
+      last = tf.constant(args[-1])
+      tape.watch(last)
+      y = tf.reduce_sum(fn_tf(*args[:-1], last))
+    tf_grad = tape.gradient(y, last).numpy()
+    jax_grad = jax.grad(lambda v: fn(*args[:-1], v).sum())(args[-1])
+    np.testing.assert_allclose(jax_grad, tf_grad, rtol=rtol)
+
+
+def test_zeta_with_q_just_below_zero_and_huge_x():
+  # (1 - f) rounds to 0 for q = -tiny: the first negative term must be q^-x itself.
+  x = np.array([3.0, 2.0, 4.0, 2.5256836e13], np.float32)
+  q = np.array([TINY32, -1e-20, -3e-7, 2.0], np.float32)
+  check(tf.math.zeta, x, q, rtol=1e-6)
+
+
+def test_polygamma_near_zero_and_factorials():
+  a = np.array([0.0, 2.0, 4.0, 1.0, 3.0, 33.0], np.float32)
+  x = np.array([1.0, TINY32, 0.5, -1e-20, 7.0, 0.9], np.float32)
+  check(tf.math.polygamma, a, x, rtol=8 * np.finfo(np.float32).eps)
+
+
+def test_trigamma_gradient_for_tiny_negative_x():
+  with jax.enable_x64(True):
+    check(tf.math.polygamma, np.array([0.0, 1.0]), np.array([-2.161986607343554e-81, -1e-200]),
+          rtol=1e-13, grad=True)
+
+
+@pytest.mark.parametrize("op", [tf.math.igamma, tf.math.igammac])
+def test_igamma_for_tiny_a(op):
+  # TF's values there are off by ~|ln a| eps (8e-6 for a = 1e-30 in float32), hence the
+  # atol; a wrong branch (Igamma 0 instead of ~1, or NaN) still fails. Below a = 1e-36
+  # TF's own series underflows (a TF bug), so no such a here.
+  a = np.array([1e-30, 1e-12, 5e-5], np.float32)
+  x = np.array([0.5, 1.0, 0.01], np.float32)
+  check(op, a, x, rtol=1e-5, atol=1e-5)
