@@ -57,3 +57,11 @@ def test_igamma_for_tiny_a(op):
   a = np.array([1e-30, 1e-12, 5e-5], np.float32)
   x = np.array([0.5, 1.0, 0.01], np.float32)
   check(op, a, x, rtol=1e-5, atol=1e-5)
+
+
+def test_betainc_edges_with_nan_and_out_of_domain_parameters():
+  # TF: NaN for a <= 0, b <= 0 or x outside [0, 1]; else 0 at x == 0 and 1 at x == 1,
+  # even for a NaN a or b.
+  grid = np.array(np.meshgrid([np.nan, 0.0, -1.0, 1.0, 2.5], [np.nan, 0.0, -1.0, 1.0, 2.5],
+                              [0.0, 1.0, 0.5, np.nan, -0.5])).reshape(3, -1).astype(np.float32)
+  check(tf.math.betainc, *grid, rtol=1e-5)  # XLA's interior values: ~8 eps

@@ -208,13 +208,13 @@ _register("Polygamma", _F32_64, _polygamma_fix(np, _np_polygamma), _polygamma)
 
 
 def _betainc_fix(m, betainc):
-  # TF's Eigen betainc: NaN for a <= 0, b <= 0 or x outside [0, 1]; 0 at x == 0 and 1 at
-  # x == 1 otherwise.
+  # TF's Eigen betainc: NaN for a <= 0, b <= 0 or x outside [0, 1] (or NaN); otherwise 0
+  # at x == 0 and 1 at x == 1, even for a NaN a or b.
   def run(a, b, x):
     y = betainc(a, b, x)
     y = m.where(x == 0, m.zeros_like(y), m.where(x == 1, m.ones_like(y), y))
-    return _nan_where(m, (a <= 0) | (b <= 0) | (x < 0) | (x > 1) | m.isnan(a) | m.isnan(b)
-                      | m.isnan(x), y)
+    nan_ab = (m.isnan(a) | m.isnan(b)) & (x != 0) & (x != 1)
+    return _nan_where(m, (a <= 0) | (b <= 0) | (x < 0) | (x > 1) | m.isnan(x) | nan_ab, y)
   return run
 
 
