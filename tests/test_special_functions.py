@@ -65,3 +65,10 @@ def test_betainc_edges_with_nan_and_out_of_domain_parameters():
   grid = np.array(np.meshgrid([np.nan, 0.0, -1.0, 1.0, 2.5], [np.nan, 0.0, -1.0, 1.0, 2.5],
                               [0.0, 1.0, 0.5, np.nan, -0.5])).reshape(3, -1).astype(np.float32)
   check(tf.math.betainc, *grid, rtol=1e-5)  # XLA's interior values: ~8 eps
+
+
+@pytest.mark.parametrize("op", [tf.math.igamma, tf.math.igammac])
+def test_igamma_for_huge_a_where_xla_is_nan(op):
+  a = np.array([3.564744e37, 3e38, 3.4e38, 1e30, 3e38], np.float32)
+  x = np.array([7.129488e37, 3.4e38, 3e38, 3e30, 0.0], np.float32)
+  check(op, a, x, rtol=1e-6)

@@ -78,12 +78,15 @@ def _nan_where(m, bad, y):
 def _igamma_fix(m, igamma, lower):
   # TF's Eigen kernels: NaN where x < 0, a <= 0 or either is NaN; Igamma(a, 0) is 0
   # whatever a is (checked first).
-  # XLA's is NaN for a >= ~3e38 (float32) and x <= a, where TF's Igamma is 0 (Igammac 1
-  # for x < a); TF's Igamma(inf, inf) is 0.
+  # XLA's is NaN for huge a (float32 a ~1e37 and up): where x <= a TF's Igamma is 0
+  # (Igammac 1 for x < a), above it 1 (Igammac 0); TF's Igamma(inf, inf) is 0.
   def run(a, x):
     y = igamma(a, x)
-    huge = m.isnan(y) & ((a >= x) if lower else (a > x)) & (x >= 0) & ~m.isnan(x)
-    y = m.where(huge, m.zeros_like(y) if lower else m.ones_like(y), y)
+    below = (a >= x) if lower else (a > x)
+    huge = m.isnan(y) & (x >= 0) & ~m.isnan(x) & ~m.isnan(a)
+    low, high = (m.zeros_like(y), m.ones_like(y)) if lower else (m.ones_like(y),
+                                                                  m.zeros_like(y))
+    y = m.where(huge, m.where(below, low, high), y)
     if lower:
       y = m.where((a == np.inf) & (x == np.inf), m.zeros_like(y), y)
     y = _nan_where(m, (x < 0) | (a <= 0) | m.isnan(a) | m.isnan(x), y)
@@ -98,10 +101,10 @@ def _igamma_dx(a, x, y):
 
 def _igamma_grad_a(a, x):
   # TF's IgammaGradA is 0 at x == 0 (whatever a is), for a == +inf, for x == +inf and
-  # for a >= ~3e38 (float32); XLA's is NaN there.
+  # for huge a (float32 a ~1e37 and up); XLA's is NaN there.
   g = jax.lax.igamma_grad_a(a, x)
   zero = (x == 0) | ((a == np.inf) & (x > 0)) | ((x == np.inf) & (a > 0)) | (
-      jnp.isnan(g) & (a >= x) & (x > 0))
+      jnp.isnan(g) & (x > 0) & (a > 0))
   return jnp.where(zero, jnp.zeros_like(g), g)
 
 
