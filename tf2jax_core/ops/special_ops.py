@@ -167,6 +167,7 @@ def _zeta_sum(m, zeta):
 
 
 _zeta_jnp = _zeta_sum(jnp, jax.lax.zeta)
+_zeta_np = _zeta_fix(np, _zeta_sum(np, sps.zeta))
 
 
 def _polygamma_fix(m, polygamma):
@@ -180,7 +181,7 @@ def _np_polygamma(a, x):
   n1 = np.where(a >= 1, a, 1) + 1
   sign = np.where(np.fmod(np.where(np.isfinite(n1), n1, 0), 2) == 0, 1, -1)
   with np.errstate(all="ignore"):
-    higher = sign * sps.gamma(n1) * _zeta_fix(np, _zeta_sum(np, sps.zeta))(n1, x)
+    higher = sign * sps.gamma(n1) * _zeta_np(n1, x)
   return np.where(a == 0, _np_digamma(x), higher)
 
 
@@ -206,7 +207,7 @@ _zeta = _with_grad(_zeta_fix(jnp, _zeta_jnp),
                    (None, lambda x, q, y: -x * _zeta_fix(jnp, _zeta_jnp)(x + 1, q)))
 _polygamma = _with_grad(_polygamma_fix(jnp, _polygamma_jnp),
                         (None, lambda a, x, y: _polygamma_fix(jnp, _polygamma_jnp)(a + 1, x)))
-_register("Zeta", _F32_64, _zeta_fix(np, _zeta_sum(np, sps.zeta)), _zeta)
+_register("Zeta", _F32_64, _zeta_np, _zeta)
 _register("Polygamma", _F32_64, _polygamma_fix(np, _np_polygamma), _polygamma)
 
 
