@@ -966,6 +966,34 @@ def tile(node):
   return run
 
 
+# The dtypes TF's TileGrad kernel handles (it reports others as unsupported).
+_TILE_GRAD_T = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128",
+                "int16", "int32", "int64")
+
+
+@lowering("TileGrad", attrs={"T": _TILE_GRAD_T}, static_inputs=(1,))
+def tile_grad(node):
+  """The gradient of Tile in GraphDef versions < 3: input (of shape d * multiples) summed
+  tile by tile into one tile (of shape d)."""
+  def run(x, multiples):
+    reps = _ints(multiples)
+    shp = _shape(x)
+    if np.ndim(multiples) != 1 or len(reps) != len(shp):
+      raise ValueError(f"Expected multiples argument to be a vector of length {len(shp)} "
+                       f"but got length {len(reps)} (input shape {list(shp)})")
+    for i, (d, r) in enumerate(zip(shp, reps)):
+      if r <= 0 or d % r:
+        raise ValueError(f"Expected multiples[{i}] > 0 dividing input dimension {i}, got "
+                         f"{r} for input shape {list(shp)}")
+    split = tuple(v for d, r in zip(shp, reps) for v in (r, d // r))
+    axes = tuple(range(0, 2 * len(shp), 2))
+    m = xnp(x)
+    work = np.float32 if np.dtype(x.dtype).name in ("float16", "bfloat16") else x.dtype
+    y = m.reshape(x, split).astype(work)
+    return m.sum(y, axis=axes, dtype=work).astype(x.dtype)  # integers wrap around
+  return run
+
+
 def _broadcast_shape(s0: list[int], s1: list[int]) -> list[int]:
   n = max(len(s0), len(s1))
   a = [1] * (n - len(s0)) + list(s0)

@@ -1,7 +1,9 @@
-"""Batched matrix products, Einsum, Cross and linear algebra (decompositions, solves)."""
+"""Batched matrix products, Einsum, Cross, SparseMatMul and linear algebra
+(decompositions, solves, CholeskyGrad), with the Batch* names older GraphDefs use."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import jax
@@ -10,6 +12,7 @@ import ml_dtypes
 import numpy as np
 
 from tf2jax_core.lowering import COMPLEX, FLOAT, is_static, lowering, xnp
+from tf2jax_core.ops import array_ops as _array_ops
 
 LOWERINGS = []
 
@@ -184,6 +187,7 @@ def cross(node):
 
 
 # Linear algebra ------------------------------------------------------------------------
+# The Batch* ops (GraphDef versions < 13) are the same kernels under their old names.
 # Decompositions run through jax.numpy even on static inputs (NumPy's LAPACK results may
 # pick other signs than JAX's; one implementation keeps a graph consistent).
 
@@ -199,10 +203,10 @@ def _in_work_dtype(x):
   return x.astype(jnp.float32) if x.dtype in _HALF else x
 
 
-@lowering("MatrixDeterminant", attrs={"T": _LINALG})
+@lowering("MatrixDeterminant", "BatchMatrixDeterminant", attrs={"T": _LINALG})
 def matrix_determinant(node):
   def run(x):
-    _square("MatrixDeterminant", "input", x)
+    _square(node.op, "input", x)
     if np.shape(x)[-1] == 0:
       return jnp.ones(np.shape(x)[:-2], x.dtype)
     return jnp.linalg.det(jnp.asarray(x)).astype(x.dtype)
@@ -221,12 +225,13 @@ def log_matrix_determinant(node):
   return run
 
 
-@lowering("MatrixInverse", attrs={"T": ("float16",) + _LINALG, "adjoint": None})
+@lowering("MatrixInverse", "BatchMatrixInverse",
+          attrs={"T": ("float16",) + _LINALG, "adjoint": None})
 def matrix_inverse(node):
   adjoint = node.attrs.get("adjoint", False)
 
   def run(x):
-    _square("MatrixInverse", "input", x)
+    _square(node.op, "input", x)
     a = _in_work_dtype(x)
     if adjoint:
       a = _adjoint(a, jnp)
@@ -234,15 +239,15 @@ def matrix_inverse(node):
   return run
 
 
-@lowering("MatrixSolve", attrs={"T": _LINALG, "adjoint": None})
+@lowering("MatrixSolve", "BatchMatrixSolve", attrs={"T": _LINALG, "adjoint": None})
 def matrix_solve(node):
   adjoint = node.attrs.get("adjoint", False)
 
   def run(a, b):
-    _square("MatrixSolve", "matrix", a)
+    _square(node.op, "matrix", a)
     if np.ndim(b) != np.ndim(a) or np.shape(b)[:-2] != np.shape(a)[:-2] or \
         np.shape(b)[-2] != np.shape(a)[-1]:
-      raise _shape_error("MatrixSolve", "matrix and rhs do not match", ("matrix", a),
+      raise _shape_error(node.op, "matrix and rhs do not match", ("matrix", a),
                          ("rhs", b))
     a = _adjoint(jnp.asarray(a), jnp) if adjoint else jnp.asarray(a)
     return jnp.linalg.solve(a, jnp.asarray(b)).astype(a.dtype)
@@ -260,16 +265,16 @@ def _broadcast_batch(op, a, b, names=("matrix", "rhs")):
   return a, b
 
 
-@lowering("MatrixTriangularSolve", attrs={"T": _LINALG, "lower": None, "adjoint": None})
+@lowering("MatrixTriangularSolve", "BatchMatrixTriangularSolve",
+          attrs={"T": _LINALG, "lower": None, "adjoint": None})
 def matrix_triangular_solve(node):
   lower, adjoint = node.attrs.get("lower", True), node.attrs.get("adjoint", False)
 
   def run(a, b):
-    _square("MatrixTriangularSolve", "matrix", a)
+    _square(node.op, "matrix", a)
     if np.ndim(b) < 2 or np.shape(b)[-2] != np.shape(a)[-1]:
-      raise _shape_error("MatrixTriangularSolve", "matrix and rhs do not match",
-                         ("matrix", a), ("rhs", b))
-    a, b = _broadcast_batch("MatrixTriangularSolve", a, b)
+      raise _shape_error(node.op, "matrix and rhs do not match", ("matrix", a), ("rhs", b))
+    a, b = _broadcast_batch(node.op, a, b)
     return jax.lax.linalg.triangular_solve(
         a, b, left_side=True, lower=lower, transpose_a=adjoint,
         conjugate_a=adjoint and jnp.iscomplexobj(a)).astype(a.dtype)
@@ -290,10 +295,10 @@ def _hermitian_from_lower(x):
   return sym + jax.lax.stop_gradient(herm - sym)
 
 
-@lowering("Cholesky", attrs={"T": _LINALG})
+@lowering("Cholesky", "BatchCholesky", attrs={"T": _LINALG})
 def cholesky(node):
   def run(x):
-    _square("Cholesky", "input", x)
+    _square(node.op, "input", x)
     a = _hermitian_from_lower(x)
     return jax.lax.linalg.cholesky(a, symmetrize_input=False).astype(a.dtype)
   return run
@@ -319,12 +324,13 @@ def _lower_triangle_bwd(_, g):
 _lower_triangle_grad.defvjp(_lower_triangle_fwd, _lower_triangle_bwd)
 
 
-@lowering("SelfAdjointEigV2", attrs={"T": _LINALG, "compute_v": None})
+@lowering("SelfAdjointEigV2", "BatchSelfAdjointEigV2",
+          attrs={"T": _LINALG, "compute_v": None})
 def self_adjoint_eig(node):
   compute_v = node.attrs.get("compute_v", True)
 
   def run(x):
-    _square("SelfAdjointEigV2", "input", x)
+    _square(node.op, "input", x)
     a = _hermitian_from_lower(x if is_static(x) else _lower_triangle_grad(x))
     if not compute_v:
       e = jnp.linalg.eigvalsh(a, UPLO="L")
@@ -414,14 +420,15 @@ def _complete(q, extra):
   return jnp.concatenate([q, extra], axis=-1)
 
 
-@lowering("Svd", attrs={"T": _LINALG, "compute_uv": None, "full_matrices": None})
+@lowering("Svd", "BatchSvd", attrs={"T": _LINALG, "compute_uv": None,
+                                   "full_matrices": None})
 def svd(node):
   compute_uv = node.attrs.get("compute_uv", True)
   full = node.attrs.get("full_matrices", False)
 
   def run(x):
     if np.ndim(x) < 2:
-      raise _shape_error("Svd", "input must have rank >= 2", ("input", x))
+      raise _shape_error(node.op, "input must have rank >= 2", ("input", x))
     x = jnp.asarray(x)
     m, n = x.shape[-2:]
     if not compute_uv:
@@ -444,13 +451,12 @@ def svd(node):
   return run
 
 
-@lowering("MatrixSolveLs", attrs={"T": _LINALG, "fast": None})
+@lowering("MatrixSolveLs", "BatchMatrixSolveLs", attrs={"T": _LINALG, "fast": None})
 def matrix_solve_ls(node):
   def run(a, b, l2):
     if np.ndim(a) < 2 or np.ndim(b) != np.ndim(a) or np.shape(a)[:-2] != np.shape(b)[:-2] \
         or np.shape(a)[-2] != np.shape(b)[-2]:
-      raise _shape_error("MatrixSolveLs", "matrix and rhs do not match", ("matrix", a),
-                         ("rhs", b))
+      raise _shape_error(node.op, "matrix and rhs do not match", ("matrix", a), ("rhs", b))
     a, b = jnp.asarray(a), jnp.asarray(b)
     m, n = a.shape[-2:]
     lam = jnp.asarray(l2).astype(a.dtype)
@@ -621,3 +627,85 @@ def matrix_logarithm(node):
     out = (v * logw[..., None, :]) @ jnp.linalg.inv(v)
     return out.astype(x.dtype)
   return run
+
+
+@lowering("CholeskyGrad", attrs={"T": ("float32", "float64")})
+def cholesky_grad(node):
+  """The kernel of TF1's Cholesky gradient (Murray, arXiv:1602.07527): from L = chol(A)
+  and dL (lower triangles read), dA = sym(L^-H Phi(L^H dL) L^-1), where Phi keeps the
+  lower triangle with its diagonal halved and sym(X) = (X + X^H) / 2."""
+  def run(l, grad):
+    _square(node.op, "l", l)
+    if np.shape(grad) != np.shape(l):
+      raise _shape_error(node.op, "l and grad must have the same shape", ("l", l),
+                         ("grad", grad))
+    l, g = jnp.tril(jnp.asarray(l)), jnp.tril(jnp.asarray(grad))
+    n = l.shape[-1]
+    if n == 0:
+      return l
+    middle = jnp.tril(_adjoint(l, jnp) @ g)
+    middle = middle * jnp.where(jnp.eye(n, dtype=bool), 0.5, 1.0).astype(l.dtype)
+    x = jax.lax.linalg.triangular_solve(l, middle, left_side=True, lower=True,
+                                        transpose_a=True)  # L^-H middle
+    x = jax.lax.linalg.triangular_solve(l, x, left_side=False, lower=True)  # ... L^-1
+    return ((x + _adjoint(x, jnp)) / 2).astype(l.dtype)
+  return run
+
+
+@lowering("SparseMatMul", attrs={"Ta": ("float32", "bfloat16"), "Tb": ("float32", "bfloat16"),
+                                 "transpose_a": None, "transpose_b": None,
+                                 "a_is_sparse": None, "b_is_sparse": None})
+def sparse_matmul(node):
+  """a @ b in float32 for 2-D float32 or bfloat16 inputs. The sparsity flags are hints,
+  but TF's sparse algorithm skips the zeros of the sparse operand (a when a_is_sparse,
+  else b when b_is_sparse): 0 times inf or NaN adds 0 there, not NaN."""
+  ta, tb = node.attrs.get("transpose_a", False), node.attrs.get("transpose_b", False)
+  skip = "a" if node.attrs.get("a_is_sparse", False) else (
+      "b" if node.attrs.get("b_is_sparse", False) else None)
+
+  def run(a, b):
+    for name, v in (("a", a), ("b", b)):
+      if np.ndim(v) != 2:
+        raise _shape_error(node.op, f"input {name} must be a matrix", (name, v))
+    m = xnp(a, b)
+    a = m.swapaxes(a, 0, 1) if ta else a
+    b = m.swapaxes(b, 0, 1) if tb else b
+    if np.shape(a)[1] != np.shape(b)[0]:
+      raise _shape_error(node.op, f"matrix sizes do not match (transpose_a={ta}, "
+                         f"transpose_b={tb})", ("a", a), ("b", b))
+    if skip is None:
+      return _matmul(a, b, np.float32)
+    return _skip_zeros_matmul(m, m.asarray(a).astype(np.float32),
+                              m.asarray(b).astype(np.float32), skip == "a")
+  return run
+
+
+def _skip_zeros_matmul(m, a, b, skip_a: bool):
+  """sum_k where(s_k != 0, a_ik b_kj, 0), s the sparse operand: the finite products
+  through a matmul; the inf and NaN products counted by matmuls of indicators."""
+  f32 = np.float32
+  ind = lambda c: c.astype(f32)  # noqa: E731
+  fin_a, fin_b = m.isfinite(a), m.isfinite(b)
+  out = _matmul(m.where(fin_a, a, 0), m.where(fin_b, b, 0), f32)
+  if is_static(a, b) and fin_a.all() and fin_b.all():
+    return out
+  nz_a, nz_b = (a != 0, m.ones_like(b, bool)) if skip_a else (m.ones_like(a, bool), b != 0)
+  nan = (ind(m.isnan(a) & nz_a) @ ind(nz_b) + ind(nz_a) @ ind(m.isnan(b) & nz_b)
+         + ind(m.isinf(a) & nz_a) @ ind((b == 0) & nz_b)
+         + ind((a == 0) & nz_a) @ ind(m.isinf(b) & nz_b))
+  pos = (ind(a == np.inf) @ ind(b > 0) + ind(a == -np.inf) @ ind(b < 0)
+         + ind(fin_a & (a > 0)) @ ind(b == np.inf) + ind(fin_a & (a < 0)) @ ind(b == -np.inf))
+  neg = (ind(a == np.inf) @ ind(b < 0) + ind(a == -np.inf) @ ind(b > 0)
+         + ind(fin_a & (a > 0)) @ ind(b == -np.inf) + ind(fin_a & (a < 0)) @ ind(b == np.inf))
+  out = m.where(pos > 0, f32(np.inf), m.where(neg > 0, f32(-np.inf), out))
+  return m.where((nan > 0) | ((pos > 0) & (neg > 0)), f32(np.nan), out)
+
+
+# Old names of array ops (GraphDef versions < 14): the same kernels and inputs (their
+# num_lower and num_upper are int64, MatrixBandPart's Tindex).
+for _old, _new in (("BatchMatrixBandPart", _array_ops.matrix_band_part),
+                   ("BatchMatrixDiag", _array_ops.matrix_diag),
+                   ("BatchMatrixDiagPart", _array_ops.matrix_diag_part),
+                   ("BatchMatrixSetDiag", _array_ops.matrix_set_diag)):
+  LOWERINGS.append(dataclasses.replace(_new, op_types=(_old,)))
+del _old, _new  # a Lowering left at the top level would register twice

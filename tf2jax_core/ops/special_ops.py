@@ -117,6 +117,16 @@ _register("Igamma", _F32_64, _igamma_fix(np, sps.gammainc, True), _igamma)
 _register("Igammac", _F32_64, _igamma_fix(np, sps.gammaincc, False), _igammac)
 
 
+@lowering("IgammaGradA", attrs={"T": _F32_64})
+def igamma_grad_a(node):
+  """TF's raw IgammaGradA(a, x): d Igamma(a, x) / da, the kernel of Igamma's gradient
+  (inputs broadcast). SciPy has no such function: static inputs go through JAX too."""
+  def run(a, x):
+    a, x = jnp.broadcast_arrays(a, x)
+    return _igamma_grad_a(a, x).astype(a.dtype)
+  return run
+
+
 def _zeta_fix(m, zeta):
   # Edge values of TF's Eigen zeta (checked against TF 2.21): +inf at x == 1, NaN for
   # x < 1; for q <= 0 an integer q gives +inf when x is an even integer (or +inf) and NaN

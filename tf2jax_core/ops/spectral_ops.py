@@ -1,5 +1,5 @@
-"""Fast Fourier transforms: FFT, IFFT, RFFT, IRFFT in 1, 2 and 3 dimensions, and their
-ND forms (FFTND, ...) over given axes.
+"""Fast Fourier transforms: FFT, IFFT, RFFT, IRFFT in 1, 2 and 3 dimensions (and the
+old BatchFFT* names of FFT and IFFT), and their ND forms (FFTND, ...) over given axes.
 
 The ND ops (which TF runs only on GPU) crop or zero-pad each transformed axis to its
 fft_length, as numpy.fft's *fftn do; the real transforms halve the last axis listed.
@@ -17,8 +17,8 @@ LOWERINGS = []
 _REAL_OF = {"complex64": "float32", "complex128": "float64"}
 
 
-def _complex_fft(op: str, rank: int, inverse: bool) -> None:
-  @lowering(op, attrs={"Tcomplex": COMPLEX})
+def _complex_fft(op: str, rank: int, inverse: bool, attrs=None) -> None:
+  @lowering(op, attrs={"Tcomplex": COMPLEX} if attrs is None else attrs)
   def build(node):
     def run(x):
       if np.ndim(x) < rank:
@@ -97,6 +97,9 @@ for _rank, _suffix in ((1, ""), (2, "2D"), (3, "3D")):
   _complex_fft("IFFT" + _suffix, _rank, inverse=True)
   _real_fft("RFFT" + _suffix, _rank, inverse=False)
   _real_fft("IRFFT" + _suffix, _rank, inverse=True)
+  # The ops of GraphDef versions < 15: complex64 only, no Tcomplex attr.
+  _complex_fft("BatchFFT" + _suffix, _rank, inverse=False, attrs={})
+  _complex_fft("BatchIFFT" + _suffix, _rank, inverse=True, attrs={})
 
 
 def _nd_plan(op: str, x, fft_length, axes) -> tuple[list[int], list[int]]:

@@ -205,6 +205,14 @@ def print_v2(node):
   return lambda _: None
 
 
+@lowering("Print", attrs={"T": None, "U": None, "message": None, "first_n": None,
+                         "summarize": None})
+def print_v1(node):
+  # TF1's Print: its output is its input; printing `message` and the data to stderr is a
+  # side effect that, as for PrintV2, the converted function leaves out.
+  return lambda x, *data: x
+
+
 @lowering("PartitionedCall", "StatefulPartitionedCall", attrs=_CALL_ATTRS,
           needs_context=True)
 def partitioned_call(node):
