@@ -14,6 +14,8 @@ DenseBincount, Bucketize), with TF's CPU semantics:
   are concrete (TF raises); under jax.jit they cannot be checked and are dropped.
 - *V2 ops (SegmentSumV2, ...) only have XLA kernels in TF: they behave like the unsorted
   ops (ids out of range are dropped, NaN propagates) and need num_segments > 0.
+- SparseSegment*Grad: the kernels behind SparseSegment*'s gradients (see
+  `_sparse_segment_grad`).
 - Gradients are TF's: Cumprod divides by the input with div_no_nan, segment max/min split
   the cotangent among ties, segment products use TF's three-case formula, EuclideanNorm
   is x / (norm / dy), CumulativeLogsumexp uses TF's split positive/negative formula.
@@ -604,6 +606,62 @@ for _op, _name, _types in [("SparseSegmentSum", "sum", REAL),
                            ("SparseSegmentSqrtN", "sqrtn", FLOAT)]:
   _sparse_segment(_op, _name, _types, False)
   _sparse_segment(_op + "WithNumSegments", _name, _types, True)
+
+
+def _sparse_segment_grad(op: str, name: str) -> None:
+  """SparseSegment{Sum,Mean,SqrtN}Grad(grad, indices, segment_ids, output_dim0): the
+  gradient of SparseSegment* with respect to its data, of `output_dim0` rows:
+  output[indices[i]] += grad[segment_ids[i]] * scale[segment_ids[i]], with scale 1 (Sum),
+  1 / n or 1 / sqrt(n) for a segment of n ids (Mean, SqrtN). TF checks indices in
+  [0, output_dim0) and ids in [0, grad.shape[0]) (ids need not be sorted), but nothing
+  when output_dim0 is 0, and sums float16/bfloat16 in float32, rounding once. With no
+  indices TF's kernel leaves its output uninitialized; here it is zeros."""
+  @lowering(op, attrs={"T": FLOAT, "Tidx": _INDEX, "Tsegmentids": _INDEX},
+            static_inputs=(3,))
+  def build(node):
+    def run(grad, indices, ids, dim0):
+      dim0 = _scalar(dim0, "output_dim0")
+      if dim0 < 0:
+        raise ValueError(f"input output_dim0 ({dim0}) must not be negative")
+      if np.ndim(grad) < 1:
+        raise ValueError("input grad must be at least rank 1, got a scalar")
+      for value, what in [(indices, "indices"), (ids, "segment_ids")]:
+        if np.ndim(value) != 1:
+          raise ValueError(f"input {what} must be a vector, got shape "
+                           f"{list(np.shape(value))}")
+      if np.shape(indices) != np.shape(ids):
+        raise ValueError(f"inputs segment_ids and indices must have the same size, got "
+                         f"{np.shape(ids)[0]} and {np.shape(indices)[0]}")
+      segments = np.shape(grad)[0]
+      m = xnp(grad, indices, ids)
+      if dim0 == 0:  # TF checks no index nor id then
+        return m.zeros((0,) + tuple(np.shape(grad)[1:]), grad.dtype)
+      for value, what, bound in [(ids, "segment_ids", segments), (indices, "indices", dim0)]:
+        known = _known(value)
+        if known is not None and known.size and (known.min() < 0 or known.max() >= bound):
+          bad = known[(known < 0) | (known >= bound)][0]
+          raise ValueError(f"input {what} holds {int(bad)}, out of range [0, {bound})")
+      dtype = np.dtype(grad.dtype)
+      acc = np.float32 if dtype in (np.float16, ml_dtypes.bfloat16) else dtype
+      g = grad.astype(acc)
+      if m is np:
+        ids, indices = ids.astype(np.int64), indices.astype(np.int64)
+      if name != "sum":
+        n = m.maximum(_counts(m, ids, segments), 1).astype(acc)
+        scale = 1 / (n if name == "mean" else m.sqrt(n))
+        g = g * scale.reshape((segments,) + (1,) * (g.ndim - 1))
+      if m is np:
+        rows = g[ids] if segments else np.zeros((len(ids),) + g.shape[1:], acc)
+      else:
+        rows = _gather(g, ids, segments)
+      return _scatter(m, "add", rows, indices, dim0, 0).astype(dtype)
+    return run
+  LOWERINGS.append(build)
+
+
+for _op, _name in [("SparseSegmentSumGrad", "sum"), ("SparseSegmentMeanGrad", "mean"),
+                   ("SparseSegmentSqrtNGrad", "sqrtn")]:
+  _sparse_segment_grad(_op, _name)
 
 
 # Counting ops ---------------------------------------------------------------------------

@@ -1,21 +1,32 @@
 """Sparse ops on COO indices with TF's CPU semantics: SparseTensorDenseMatMul,
-SparseToDense and SparseTensorDenseAdd.
+SparseToDense, SparseTensorDenseAdd, SparseReduceSum/Max, SparseDenseCwise{Add,Mul,Div}
+and SparseSoftmax.
 
 - Indices that TF's kernel rejects (out of bounds; for SparseToDense with
   validate_indices, unsorted or repeated) raise when their values are known (constants,
   eager calls). Under jax.jit they cannot be checked: out-of-bounds entries are dropped.
-- Repeated indices add up (SparseTensorDenseMatMul, SparseTensorDenseAdd); in
-  SparseToDense without validation the last one wins, as in TF's sequential loop.
+- Repeated indices add up (SparseTensorDenseMatMul, SparseTensorDenseAdd,
+  SparseReduceSum); in SparseToDense without validation the last one wins, as in TF's
+  sequential loop.
 - SparseTensorDenseMatMul sums float16/bfloat16 products in float32, as TF does.
+- SparseReduceMax reduces the values present only (not the implicit zeros); a group with
+  no value gives 0. TF checks only where an index lands in the output (the row-major
+  position of its kept dims), not each index against the shape.
+- SparseDenseCwise* broadcast the dense side to the sparse shape only; Div refuses a zero
+  divisor (one that an index reads), integer division truncates.
+- SparseSoftmax: a softmax over the values sharing all but the last index, output in
+  the indices' sorted (row-major) order, as TF's kernel reorders them. It checks no
+  bounds: indices are grouped by their values.
 - Gradients flow to the values and the dense input (TF has none for the indices).
 """
-
 from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
 
-from tf2jax_core.lowering import COMPLEX, FLOAT, NUMBER, lowering, xnp
+from jax import lax
+
+from tf2jax_core.lowering import COMPLEX, FLOAT, NUMBER, REAL, lowering, xnp
 from tf2jax_core.ops.array_ops import _known
 
 _INDEX = ("int32", "int64")
@@ -191,4 +202,187 @@ def _sparse_dense_add(node):
       np.add.at(out, flat, values)
       return out[:size].reshape(dims)
     return jnp.reshape(b, -1).at[flat].add(values, mode="drop").reshape(dims)
+  return run
+
+
+# SparseReduceSum / SparseReduceMax ----------------------------------------------------
+
+
+def _reduction_axes(axes, rank: int) -> list[int]:
+  if np.ndim(axes) > 1:
+    raise ValueError(f"input reduction_axes must be a scalar or a vector, got shape "
+                     f"{list(np.shape(axes))}")
+  out = set()
+  for a in np.reshape(axes, -1).tolist():
+    if not -rank <= a < rank:
+      raise ValueError(f"invalid reduction dimension {a}, for input with {rank} dimensions")
+    out.add(a % rank)
+  return sorted(out)
+
+
+def _sparse_input(indices, values, shape=None, what: str = "input"):
+  """(nnz, rank) of a SparseTensor input, after TF's shape checks."""
+  _matrix(indices, f"{what}_indices")
+  n, r = np.shape(indices)
+  _vector(values, f"{what}_values", n)
+  if shape is not None and np.shape(shape) != (r,):
+    raise ValueError(f"input {what}_shape (shape {list(np.shape(shape))}) must have one "
+                     f"element per column of the indices ({r})")
+  return n, r
+
+
+@lowering("SparseReduceSum", attrs={"T": NUMBER, "keep_dims": None}, static_inputs=(2, 3))
+def _sparse_reduce_sum(node):
+  return _sparse_reduce(node, "add")
+
+
+@lowering("SparseReduceMax", attrs={"T": REAL, "keep_dims": None}, static_inputs=(2, 3))
+def _sparse_reduce_max(node):
+  return _sparse_reduce(node, "max")
+
+
+def _sparse_reduce(node, kind: str):
+  """The values summed (or maxed) over `reduction_axes` into a dense tensor; TF reduces
+  nothing for an empty reduction_axes (the Python wrappers pass every axis instead)."""
+  keep = bool(node.attrs.get("keep_dims", False))
+
+  def run(indices, values, shape, axes):
+    _sparse_input(indices, values, what="input")
+    dims = _shape_of(shape, "input_shape", np.shape(indices)[1])
+    red = _reduction_axes(axes, len(dims))
+    kept = [i for i in range(len(dims)) if i not in red]
+    kdims = [dims[i] for i in kept]
+    out_shape = [1 if i in red else d for i, d in enumerate(dims)] if keep else kdims
+    m = xnp(indices, values)
+    dtype = np.dtype(values.dtype)
+    size = int(np.prod(kdims, dtype=np.int64))
+    # TF checks the row-major position in the output, not each index: [0, 1] of a [2, 1]
+    # shape lands at position 1 ([1, 0]).
+    strides = np.cumprod([1] + kdims[:0:-1])[::-1].astype(np.int64)
+    kept_idx = indices[:, np.asarray(kept, np.intp)]
+    known = _known(kept_idx)
+    if known is not None:
+      pos = (known.astype(np.int64) * strides).sum(axis=1)
+      bad = np.nonzero((pos < 0) | (pos >= size))[0]
+      if bad.size:
+        raise ValueError(f"input_indices[{int(bad[0])}] is written at position "
+                         f"{int(pos[bad[0]])} of the output, outside of [0, {size})")
+    flat = (kept_idx * strides.astype(kept_idx.dtype)).sum(axis=1)
+    flat = m.where((flat >= 0) & (flat < size), flat, size)  # traced: dropped
+    if kind == "add":
+      init = np.zeros((), dtype)
+    elif jnp.issubdtype(dtype, jnp.floating):
+      init = np.asarray(-np.inf, dtype)
+    else:
+      init = np.asarray(jnp.iinfo(dtype).min, dtype)
+    if m is np:
+      out = np.full(size + 1, init, dtype)
+      (np.add if kind == "add" else np.maximum).at(out, flat, values)
+      out = out[:size]
+      count = np.bincount(flat, minlength=size + 1)[:size]
+    elif size == 1:
+      # One output element: a reduction. (A scatter-add of int32 into one element under
+      # jit(vmap) miscompiles on XLA:CPU with jax 0.10.2: [1, 1, 0] instead of [1, 1, 1].)
+      hit = flat == 0
+      picked = jnp.where(hit, values, init)
+      out = (jnp.sum(picked, dtype=dtype) if kind == "add" else jnp.max(picked, initial=init))
+      out, count = out.reshape(1), jnp.sum(hit).reshape(1)
+    else:
+      out = getattr(jnp.full(size, init, dtype).at[flat], kind)(values, mode="drop")
+      count = jnp.zeros(size, np.int32).at[flat].add(1, mode="drop")
+    if kind == "max":  # groups without values give 0
+      out = m.where(count > 0, out, m.zeros_like(out))
+    return out.reshape(out_shape)
+  return run
+
+
+# SparseDenseCwise{Add,Mul,Div} -------------------------------------------------------------
+
+
+def _trunc_div(a, b):
+  """C++'s integer division (toward zero) in NumPy; INT_MIN / -1 wraps as in TF."""
+  with np.errstate(all="ignore"):
+    q, r = np.divmod(a, b)
+    return (q + ((r != 0) & ((a < 0) != (b < 0)))).astype(a.dtype)
+
+
+@lowering("SparseDenseCwiseAdd", "SparseDenseCwiseMul", "SparseDenseCwiseDiv",
+          attrs={"T": REAL})
+def _sparse_dense_cwise(node):
+  """sp_values combined with the dense tensor, broadcast to sp_shape (never the other
+  way), at sp_indices: a new values vector."""
+  op = node.op[len("SparseDenseCwise"):]
+
+  def run(indices, values, shape, dense):
+    n, r = _sparse_input(indices, values, shape, "sp")
+    dshape = list(np.shape(dense))
+    k = len(dshape)
+    dims = _known(shape)
+    if k > r or (dims is not None and any(
+        d != 1 and d != int(s) for d, s in zip(dshape, dims[r - k:]))):
+      raise ValueError(f"{node.op} broadcasts the dense side to the sparse shape only; got "
+                       f"sp_shape {dims.tolist() if dims is not None else f'of rank {r}'} "
+                       f"and dense shape {dshape}")
+    if dims is not None:
+      _check_bounds(_known(indices), [int(d) for d in dims], "sp_indices")
+    m = xnp(indices, values, dense)
+    if n == 0:
+      return values
+    cols = indices[:, r - k:]
+    cols = m.where(np.asarray(dshape) == 1, m.zeros_like(cols), cols) if k else cols
+    flat = _flat_index(m, cols, dshape)
+    size = int(np.prod(dshape, dtype=np.int64))
+    if m is np:
+      d = np.concatenate([dense.reshape(-1), np.zeros(1, dense.dtype)])[flat]
+    else:
+      d = jnp.reshape(dense, -1).at[flat].get(mode="fill", fill_value=0)
+    if op == "Add":
+      return values + d
+    if op == "Mul":
+      return values * d
+    known = _known(d) if size else None
+    if known is not None and np.any(known == 0):
+      i = int(np.nonzero(known == 0)[0][0])
+      raise ValueError(f"SparseDenseCwiseDiv cannot divide by zero: the dense value at "
+                       f"sp_indices[{i}] is 0")
+    if jnp.issubdtype(values.dtype, jnp.integer):
+      return _trunc_div(values, d) if m is np else lax.div(values, d)
+    return values / d
+  return run
+
+
+# SparseSoftmax ------------------------------------------------------------------------------
+
+
+@lowering("SparseSoftmax", attrs={"T": FLOAT})
+def _sparse_softmax(node):
+  def run(indices, values, shape):
+    n, r = _sparse_input(indices, values, what="sp")
+    if np.ndim(shape) != 1 or np.shape(shape)[0] < 2:
+      raise ValueError(f"input sp_shape must have at least 2 elements (rank >= 2), got "
+                       f"shape {list(np.shape(shape))}")
+    if np.shape(shape)[0] != r:
+      raise ValueError(f"input sp_shape has {np.shape(shape)[0]} elements, the indices "
+                       f"have {r} columns")
+    if n == 0:
+      return values
+    m = xnp(indices, values)
+    # TF reorders the entries (row-major, stably) and softmaxes each run of equal
+    # leading indices; its output follows that order.
+    order = m.lexsort(tuple(indices[:, c] for c in reversed(range(r))))
+    head, v = indices[order][:, :r - 1], values[order]
+    new = m.concatenate([m.ones(1, bool), m.any(head[1:] != head[:-1], axis=1)])
+    group = m.cumsum(new) - 1
+    low = np.asarray(-np.inf, values.dtype)
+    if m is np:
+      top = np.full(n, low, values.dtype)
+      np.maximum.at(top, group, v)
+      e = np.exp(v - top[group])
+      total = np.zeros(n, values.dtype)
+      np.add.at(total, group, e)
+    else:
+      top = lax.stop_gradient(jnp.full(n, low, values.dtype).at[group].max(v))
+      e = jnp.exp(v - top[group])
+      total = jnp.zeros(n, values.dtype).at[group].add(e)
+    return (e * (1 / total)[group]).astype(values.dtype)
   return run

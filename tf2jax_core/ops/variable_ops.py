@@ -1,5 +1,6 @@
 """Variable ops beyond read and assign: gathers, scatters and slice assignments on
-resource variables, variable queries, and TF1 reference variables (VariableV2, Assign*).
+resource variables, variable queries, and TF1 reference variables (VariableV2, Assign*,
+Scatter*, StridedSliceAssign).
 
 A variable is an entry of params (see structure.py): an op that changes one stores the
 new value in `ctx.params`, so later reads in the same call see it. Index checks are the
@@ -8,10 +9,10 @@ array ops' (array_ops.py): out-of-range indices raise when their values are know
 gathers give zeros and scatters drop those updates.
 
 TF1 reference variables: a VariableV2 node evaluates to a `RefVariable` naming the param
-(its node name: the variable's TF1 name); Identity reads it (`v/read`,
-`v.read_value()`) and Assign/AssignAdd/AssignSub update it and return the new value
-(TF returns a ref to the variable: a read of it that a later update does not wait for
-is a race in TF; here it sees the value of that update).
+(its node name: the variable's TF1 name); Identity reads it (`v/read`, `v.read_value()`)
+and Assign/AssignAdd/AssignSub, Scatter*, ScatterNd* and StridedSliceAssign update it
+and return the new value (TF returns a ref to the variable: a read of it that a later
+update does not wait for is a race in TF; here it sees the value of that update).
 Reading one that neither params nor an earlier Assign hold raises, as TF does for an
 uninitialized variable. Other ops fed a VariableV2 directly are not supported.
 """
@@ -139,8 +140,9 @@ def _scatter_nd(node, kind: str, var, indices, updates, ignore: bool = False):
   return A._scatter(node, kind, var, indices, updates, ignore)
 
 
-def _scatter_rows(node, kind: str, var, indices, updates):
-  """ResourceScatter*: updates[i, ...] combined into var[indices[i], ...]."""
+def _scatter_rows(node, kind: str, var, indices, updates, zero_check: bool = True):
+  """ResourceScatter*: updates[i, ...] combined into var[indices[i], ...]. `zero_check`:
+  known zero divisors raise (the ref op ScatterDiv does not check: floats give inf/NaN)."""
   shape, ishape, ushape = A._shape(var), A._shape(indices), A._shape(updates)
   if not shape:
     raise ValueError("params must be at least 1-D, got shape []")
@@ -151,7 +153,7 @@ def _scatter_rows(node, kind: str, var, indices, updates):
                      f"{list(ishape)}, params.shape {list(shape)}")
   A._check_range(A._known(indices), shape[0], "indices")
   known = A._known(updates)
-  if kind == "div" and known is not None and np.any(known == 0):
+  if zero_check and kind == "div" and known is not None and np.any(known == 0):
     # TF checks this; traced zeros divide (inf/NaN, integers: whatever XLA gives).
     raise ValueError("updates must not contain 0")
   n = math.prod(ishape)
@@ -250,6 +252,48 @@ def assign_update(node):
       raise ValueError(f"Parameters and update must be the same size: "
                        f"{list(np.shape(old))} vs {list(np.shape(value))}")
     new = old + value if add else old - value
+    ctx.params[ref.name] = new
+    return new
+  return run
+
+
+# Scatters and slice assignment on TF1 reference variables: the same kernels as the
+# resource ops above; they return the variable's new value (TF returns a ref to it).
+# `use_locking` only serializes concurrent updates in TF: nothing to do here.
+
+for _name, _kind in _ROWS.items():
+  @_register(f"Scatter{_name}", attrs={"T": None, "Tindices": _IDX, "use_locking": None})
+  def _ref_scatter(node, _kind=_kind):
+    def run(ctx, ref, indices, updates):
+      ref = _ref_input(node, ref)
+      new = _scatter_rows(node, _kind, read_ref(ctx, node, ref), indices, updates,
+                          zero_check=False)
+      ctx.params[ref.name] = new
+      return new
+    return run
+
+for _name, _kind in _ND.items():
+  @_register(f"ScatterNd{_name}", attrs={
+      "T": None, "Tindices": _IDX, "use_locking": None, "bad_indices_policy": A._BAD_POLICY})
+  def _ref_scatter_nd(node, _kind=_kind):
+    ignore = A._ignore(node)
+
+    def run(ctx, ref, indices, updates):
+      ref = _ref_input(node, ref)
+      new = _scatter_nd(node, _kind, read_ref(ctx, node, ref), indices, updates, ignore)
+      ctx.params[ref.name] = new
+      return new
+    return run
+
+
+@lowering("StridedSliceAssign", attrs=A._SLICE_ATTRS, static_inputs=(1, 2, 3),
+          needs_context=True)
+def strided_slice_assign(node):
+  update = A.tensor_strided_slice_update.build(node)
+
+  def run(ctx, ref, begin, end, strides, value):
+    ref = _ref_input(node, ref)
+    new = update(read_ref(ctx, node, ref), begin, end, strides, value)
     ctx.params[ref.name] = new
     return new
   return run
