@@ -190,3 +190,105 @@ def softplus(node):
 @lowering("Softsign", attrs={"T": FLOAT})
 def softsign(node):
   return _softsign_run
+
+
+# Gradient kernels ---------------------------------------------------------------------------
+#
+# The kernels TF's gradient functions emit (graphs exported with their gradients hold them),
+# with the formulas of TF's kernels, so that NaN and infinities come out as in TF: ReluGrad
+# and Relu6Grad multiply the gradient by a 0/1 mask (an infinite gradient where the mask is 0
+# gives NaN), the others select a factor. Their own gradients are TF's registered ones (all
+# but SoftsignGrad have one): w.r.t. the incoming gradient the kernel itself; w.r.t. the
+# features nothing for ReluGrad, Relu6Grad and LeakyReluGrad, g where y < 0 for EluGrad and
+# SeluGrad, and g / (exp(-x) + 2 + exp(x)) for SoftplusGrad. JAX's derivatives of the
+# formulas below are exactly those; SoftplusGrad's is written out (the plain derivative
+# overflows to NaN where TF's formula gives 0).
+
+
+def _same_shape(node, gradients, other, name: str):
+  if np.shape(gradients) != np.shape(other):
+    raise ValueError(f"{node.op} ({node.name!r}): gradients and {name} must have the same "
+                     f"shape, got {np.shape(gradients)} and {np.shape(other)}")
+
+
+@lowering("ReluGrad", "Relu6Grad", attrs={"T": REAL})
+def relu_grad(node):
+  """gradients * (features > 0), times (features < 6) for Relu6Grad, as a product (an
+  infinite or NaN gradient gives NaN where the mask is 0)."""
+  six = node.op == "Relu6Grad"
+
+  def run(g, x):
+    _same_shape(node, g, x, "features")
+    m = xnp(g, x)
+    keep = x > _c(0, x)
+    if six:
+      keep = keep & (x < _c(6, x))
+    # g * 0 where masked, not 0: TF multiplies by the mask (inf * 0 = NaN), and XLA turns
+    # a product with a converted mask into a select.
+    return m.where(keep, g, g * _c(0, g))
+  return run
+
+
+@lowering("LeakyReluGrad", attrs={"T": FLOAT, "alpha": None})
+def leaky_relu_grad(node):
+  """gradients where features > 0, else gradients * alpha (alpha rounded to T)."""
+  alpha = float(node.attrs.get("alpha", 0.2))
+
+  def run(g, x):
+    _same_shape(node, g, x, "features")
+    return g * xnp(g, x).where(x > _c(0, x), _c(1, g), _c(alpha, g))
+  return run
+
+
+@lowering("EluGrad", "SeluGrad", attrs={"T": FLOAT})
+def elu_grad(node):
+  """From Elu's (Selu's) outputs y: gradients * (y + 1) where y < 0, else gradients; Selu:
+  gradients * (y + scale * alpha) where y < 0, else gradients * scale."""
+  selu = node.op == "SeluGrad"
+
+  def run(g, y):
+    _same_shape(node, g, y, "outputs")
+    m = xnp(g, y)
+    if selu:
+      factor = m.where(y < _c(0, y), y + _c(_SELU_SCALE_ALPHA, y), _c(_SELU_SCALE, y))
+    else:
+      factor = m.where(y < _c(0, y), y + _c(1, y), _c(1, y))
+    return g * factor
+  return run
+
+
+def _softplus_grad(m, g, x):
+  return g / (m.exp(-x) + _c(1, x))
+
+
+@jax.custom_jvp
+def _softplus_grad_traced(g, x):
+  return _softplus_grad(jax.numpy, g, x)
+
+
+@_softplus_grad_traced.defjvp
+def _softplus_grad_jvp(primals, tangents):
+  (g, x), (dg, dx) = primals, tangents
+  jnp = jax.numpy
+  second = g / (jnp.exp(-x) + _c(2, x) + jnp.exp(x))
+  return _softplus_grad_traced(g, x), _softplus_grad(jnp, dg, x) + dx * second
+
+
+@lowering("SoftplusGrad", attrs={"T": FLOAT})
+def softplus_grad(node):
+  """gradients / (exp(-features) + 1)."""
+  def run(g, x):
+    _same_shape(node, g, x, "features")
+    return _softplus_grad(np, g, x) if is_static(g, x) else _softplus_grad_traced(g, x)
+  return run
+
+
+@lowering("SoftsignGrad", attrs={"T": FLOAT})
+def softsign_grad(node):
+  """gradients / (|features| + 1)^2. TF registers no gradient for it; JAX differentiates
+  the formula."""
+  def run(g, x):
+    _same_shape(node, g, x, "features")
+    m = xnp(g, x)
+    return g / m.square(m.abs(x) + _c(1, x))
+  return run
