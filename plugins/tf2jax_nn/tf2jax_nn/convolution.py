@@ -1,6 +1,6 @@
 """Convolutions: Conv, Conv2D, Conv3D, depthwise, their input gradients (transposed
-convolutions) and 2-D filter gradients, Dilation2D and the fused pad / resize-and-pad
-convolutions.
+convolutions) and filter gradients, Dilation2D and its gradients, and the fused pad /
+resize-and-pad convolutions.
 
 All convolutions go through `jax.lax.conv_general_dilated` with TF's layouts (filters
 are HWIO / DHWIO), except float64 ones (see `_conv_by_taps`) and unpadded channels-last
@@ -442,19 +442,20 @@ def conv_backprop_filter(x, filter_shape, dy, forward, *, what: str):
   return vjp(jnp.asarray(dy, cd))[0].astype(dtype)
 
 
+def _filter_grad2d(node, window: Window, x, sizes, dy):
+  sizes = [int(s) for s in np.reshape(sizes, -1)]
+  if len(sizes) != 4:
+    raise ValueError(f"{node.op}: filter_sizes must have 4 elements, got {sizes}")
+  return conv_backprop_filter(
+      x, sizes, dy, lambda x, w: conv_forward(x, w, window, what=node.op), what=node.op)
+
+
 @lowering("Conv2DBackpropFilter", attrs={**_BACKPROP2D_ATTRS, "T": FLOATS}, static_inputs=(1,))
 def conv2d_backprop_filter(node):
   last = channels_last(node.attrs.get("data_format", "NHWC"))
   window = Window(node, 2, last)
   _check_backprop2d(node, window, last)
-
-  def run(x, sizes, dy):
-    sizes = [int(s) for s in np.reshape(sizes, -1)]
-    if len(sizes) != 4:
-      raise ValueError(f"{node.op}: filter_sizes must have 4 elements, got {sizes}")
-    return conv_backprop_filter(
-        x, sizes, dy, lambda x, w: conv_forward(x, w, window, what=node.op), what=node.op)
-  return run
+  return lambda x, sizes, dy: _filter_grad2d(node, window, x, sizes, dy)
 
 
 @lowering("DepthwiseConv2dNativeBackpropFilter", attrs=_DEPTHWISE_BACKPROP_ATTRS,
@@ -473,6 +474,48 @@ def depthwise_conv2d_backprop_filter(node):
                                         what=node.op)
     return conv_backprop_filter(x, sizes, dy, forward, what=node.op)
   return run
+
+
+@lowering("Conv2DBackpropFilterV2", attrs={**_BACKPROP2D_ATTRS, "T": FLOATS})
+def conv2d_backprop_filter_v2(node):
+  """Like Conv2DBackpropFilter with the filter's shape taken from a tensor (TF registers
+  no CPU kernel for it; the attribute rules are those of Conv2DBackpropFilter)."""
+  last = channels_last(node.attrs.get("data_format", "NHWC"))
+  window = Window(node, 2, last)
+  _check_backprop2d(node, window, last)
+  return lambda x, w, dy: _filter_grad2d(node, window, x, np.asarray(shape_of(w)), dy)
+
+
+def _filter_grad3d(node, window: Window, x, sizes, dy):
+  sizes = [int(s) for s in np.reshape(sizes, -1)]
+  if len(sizes) != 5:
+    raise ValueError(f"{node.op}: filter_sizes must have 5 elements, got {sizes}")
+  return conv_backprop_filter(
+      x, sizes, dy, lambda x, w: conv_forward(x, w, window, groups="none", what=node.op),
+      what=node.op)
+
+
+@lowering("Conv3DBackpropFilterV2", attrs={"T": FLOATS, "strides": None, "padding": PAD2,
+                                           "data_format": ("NDHWC", "NCDHW"),
+                                           "dilations": None}, static_inputs=(1,))
+def conv3d_backprop_filter_v2(node):
+  """The filter gradient of Conv3D. TF's CPU kernel pads SAME windows the usual way (not
+  like Eigen's forward Conv3D)."""
+  last = channels_last(node.attrs.get("data_format", "NDHWC"))
+  _check_native(node, not last, "data_format", "the NCDHW layout")
+  window = Window(node, 3, last)
+  _check_native(node, _dilated(window), "dilations", "dilations other than 1")
+  return lambda x, sizes, dy: _filter_grad3d(node, window, x, sizes, dy)
+
+
+@lowering("Conv3DBackpropFilter", attrs={"T": ("float16", "float32", "float64"),
+                                         "strides": None, "padding": PAD2, "dilations": None})
+def conv3d_backprop_filter(node):
+  """The deprecated V1 op (removed from GraphDef version 10, found in old graphs): the
+  filter's shape comes from a tensor; NDHWC only."""
+  window = Window(node, 3, True)
+  _check_native(node, _dilated(window), "dilations", "dilations other than 1")
+  return lambda x, w, dy: _filter_grad3d(node, window, x, np.asarray(shape_of(w)), dy)
 
 
 # Dilation2D ------------------------------------------------------------------------------
@@ -517,6 +560,103 @@ def dilation2d(node):
         take = jnp.asarray(valid[hs, wsl])[None, :, :, None] & (v > cur)
         cur = jnp.where(take, v, cur)
     return cur
+  return run
+
+
+def _dilation_taps(node, window: Window, x, f, dy):
+  """Which filter tap wins each output of Dilation2D, as TF's gradient kernels pick it:
+  the first valid tap (row-major) whose input + filter is strictly greater than all
+  before it and than the dtype's lowest value. Returns (input row, input column, tap)
+  per output, with tap -1 where no tap wins (all sums NaN, -inf or lowest); TF's kernels
+  then use the row and column max(window start, 0) and filter tap (0, 0)."""
+  xs, fs = shape_of(x), shape_of(f)
+  if len(xs) != 4 or len(fs) != 3 or fs[2] != xs[3]:
+    raise ValueError(f"{node.op} needs a rank-4 input and a rank-3 filter of the same "
+                     f"depth, got shapes {xs} and {fs}")
+  pads, outs = window.pads(xs[1:3], fs[:2])
+  shape = (xs[0], outs[0], outs[1], xs[3])
+  if shape_of(dy) != shape:
+    raise ValueError(f"{node.op}: out_backprop has shape {shape_of(dy)}, the dilation of an "
+                     f"input of shape {xs} with a filter of shape {fs} gives {shape}")
+  (sh, sw), (rh, rw) = window.strides, window.dilations
+  h_beg = np.arange(outs[0]) * sh - pads[0][0]
+  w_beg = np.arange(outs[1]) * sw - pads[1][0]
+  if is_empty(shape):
+    return shape, h_beg, w_beg, None
+  x, f = jnp.asarray(x), jnp.asarray(f)
+  cur = jnp.full(shape, _lowest(x.dtype))
+  tap = jnp.full(shape, -1, np.int32)
+  for i in range(fs[0]):
+    h_in = h_beg + i * rh
+    ok_h = (h_in >= 0) & (h_in < xs[1])
+    for j in range(fs[1]):
+      w_in = w_beg + j * rw
+      ok = ok_h[:, None] & ((w_in >= 0) & (w_in < xs[2]))[None, :]
+      if not ok.any():
+        continue
+      v = x[:, np.clip(h_in, 0, xs[1] - 1)][:, :, np.clip(w_in, 0, xs[2] - 1)] + f[i, j]
+      take = jnp.asarray(ok)[None, :, :, None] & (v > cur)
+      cur = jnp.where(take, v, cur)
+      tap = jnp.where(take, np.int32(i * fs[1] + j), tap)
+  return shape, h_beg, w_beg, tap
+
+
+def _sum_dtype(dtype):
+  return compute_dtype(dtype) if np.dtype(dtype).kind == "f" or \
+      np.dtype(dtype).name == "bfloat16" else np.dtype(dtype)
+
+
+_DILATION_ATTRS = {"T": REAL, "strides": None, "rates": None, "padding": PAD2}
+
+
+@lowering("Dilation2DBackpropInput", attrs=_DILATION_ATTRS)
+def dilation2d_backprop_input(node):
+  """The gradient of Dilation2D with respect to its input, as TF's CPU kernel computes
+  it: each out_backprop element added to the input element of its window's winning tap
+  (see `_dilation_taps`). Half floats sum in float32 (TF sums in the dtype)."""
+  window = Window(node, 2, True, dilations_attr="rates")
+
+  def run(x, f, dy):
+    xs = shape_of(x)
+    shape, h_beg, w_beg, tap = _dilation_taps(node, window, x, f, dy)
+    dtype = np.dtype(dy.dtype)
+    if tap is None or is_empty(xs):
+      return zeros(xs, dtype)
+    kw = shape_of(f)[1]
+    (rh, rw) = window.dilations
+    rows = jnp.where(tap >= 0, h_beg[None, :, None, None] + (tap // kw) * rh,
+                     np.maximum(h_beg, 0)[None, :, None, None])
+    cols = jnp.where(tap >= 0, w_beg[None, None, :, None] + (tap % kw) * rw,
+                     np.maximum(w_beg, 0)[None, None, :, None])
+    n = lax.broadcasted_iota(np.int32, shape, 0)
+    c = lax.broadcasted_iota(np.int32, shape, 3)
+    acc = _sum_dtype(dtype)
+    out = jnp.zeros(xs, acc).at[n, rows.astype(np.int32), cols.astype(np.int32), c].add(
+        jnp.asarray(dy).astype(acc))
+    return out.astype(dtype)
+  return run
+
+
+@lowering("Dilation2DBackpropFilter", attrs=_DILATION_ATTRS)
+def dilation2d_backprop_filter(node):
+  """The gradient of Dilation2D with respect to its filter, as TF's CPU kernel computes
+  it: each out_backprop element added to its window's winning tap (tap (0, 0) where none
+  wins; see `_dilation_taps`). Half floats sum in float32 (TF sums in the dtype)."""
+  window = Window(node, 2, True, dilations_attr="rates")
+
+  def run(x, f, dy):
+    fs = shape_of(f)
+    _, _, _, tap = _dilation_taps(node, window, x, f, dy)
+    dtype = np.dtype(dy.dtype)
+    if tap is None or is_empty(fs):
+      return zeros(fs, dtype)
+    tap = jnp.maximum(tap, 0)
+    acc = _sum_dtype(dtype)
+    dy = jnp.asarray(dy).astype(acc)
+    zero = jnp.zeros_like(dy)
+    taps = [jnp.sum(jnp.where(tap == k, dy, zero), axis=(0, 1, 2))
+            for k in range(fs[0] * fs[1])]
+    return jnp.stack(taps).reshape(fs).astype(dtype)
   return run
 
 
