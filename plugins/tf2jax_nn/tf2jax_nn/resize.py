@@ -23,10 +23,14 @@ weights are computed with NumPy at conversion time (they depend on shapes only, 
 ScaleAndTranslate's scale and translation, which must be known then) and applied as
 gathers summed left to right in float32, in TF's order, so that gradients are JAX's
 transposes of them (TF's ResizeBicubicGrad and ScaleAndTranslateGrad).
+
+The backprop kernels as ops of their own (ResizeBilinearGrad, ResizeNearestNeighborGrad,
+ResizeBicubicGrad, ScaleAndTranslateGrad, found in graphs of gradients) are at the end.
 """
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from tf2jax_core import REAL, lowering, xnp
@@ -373,4 +377,184 @@ def scale_and_translate(node):
     m = xnp(images)
     x = _gather_spans(m, images.astype(_F32), 1, *rows, xs[1])
     return _gather_spans(m, x, 2, *cols, xs[2]).astype(_F32)
+  return run
+
+
+# Backprop kernels ------------------------------------------------------------------------
+# TF's *Grad kernels scatter each incoming gradient pixel into the pixels it was computed
+# from, looping over rows, columns, then taps. `_add_at` applies the updates in that order
+# (NumPy's add.at and XLA's CPU scatter apply them one by one), so that sums rounded at
+# every step (ResizeNearestNeighborGrad's half types) are TF's.
+
+
+def _add_at(m, shape, dtype, index, updates):
+  """zeros(shape).at[index].add(updates), the updates applied in order."""
+  if m is np:
+    out = np.zeros(shape, dtype)
+    with np.errstate(all="ignore"):
+      np.add.at(out, index, updates.astype(dtype))
+    return out
+  return jnp.zeros(shape, dtype).at[index].add(updates.astype(dtype))
+
+
+def _grad_shapes(node, grads, original):
+  """(grads shape, original shape), checked as TF's ImageResizerGradientState."""
+  where = f"{node.op} node {node.path!r}"
+  gs = tuple(int(d) for d in np.shape(grads))
+  os = tuple(int(d) for d in np.shape(original))
+  if len(gs) != 4:
+    raise ValueError(f"{where}: input_grad must be 4-dimensional, got shape {list(gs)}")
+  if len(os) != 4:
+    raise ValueError(f"{where}: original_image must be 4-dimensional, got shape {list(os)}")
+  if gs[1] <= 0 or gs[2] <= 0:
+    raise ValueError(f"{where}: resized dimensions must be positive, got {list(gs)}")
+  if os[1] <= 0 or os[2] <= 0:
+    raise ValueError(f"{where}: original dimensions must be positive, got {list(os)}")
+  return gs, os
+
+
+@lowering("ResizeBilinearGrad", attrs={"T": ("float16", "bfloat16", "float32", "float64"),
+                                       "align_corners": None, "half_pixel_centers": None})
+def resize_bilinear_grad(node):
+  """The image gradient of ResizeBilinear: grads (float32, the resized shape) scattered
+  into an image of original_image's height and width (batch and channels are the grads',
+  original_image's are not checked) and dtype. Each pixel's four terms
+  g * y_weight * x_weight are float32; they are summed in float64 for float64 images and
+  in float32 otherwise (half types are cast at the end, not rounded at every step)."""
+  align, half = _flags(node)
+  dtype = np.dtype(node.attrs["T"])
+  acc = np.dtype(np.float64) if dtype == np.float64 else np.dtype(_F32)
+
+  def run(grads, original_image):
+    gs, os = _grad_shapes(node, grads, original_image)
+    m = xnp(grads)
+    y0, y1, wy = _bilinear_weights(os[1], gs[1], align, half)
+    x0, x1, wx = _bilinear_weights(os[2], gs[2], align, half)
+    g = grads.astype(_F32)
+    gy = [g * ((_F32(1) - wy)).reshape(1, -1, 1, 1), g * wy.reshape(1, -1, 1, 1)]
+    wxs = [(_F32(1) - wx).reshape(1, 1, -1, 1), wx.reshape(1, 1, -1, 1)]
+    # Per pixel: top-left, top-right, bottom-left, bottom-right (TF's order).
+    terms = m.stack([gy[i] * wxs[j] for i in (0, 1) for j in (0, 1)], axis=3)
+    rows = np.stack([y0, y0, y1, y1], axis=1)[:, None, :]  # [h, 1, 4]
+    cols = np.stack([x0, x1, x0, x1], axis=1)[None, :, :]  # [1, w, 4]
+    out = _add_at(m, (gs[0], os[1], os[2], gs[3]), acc, (slice(None), rows, cols), terms)
+    return out.astype(dtype)
+  return run
+
+
+# The op's T (TF registers CPU kernels for more integers, which its definition rejects).
+_NN_GRAD_DTYPES = ("uint8", "int8", "int32", "float16", "bfloat16", "float32", "float64")
+
+
+@lowering("ResizeNearestNeighborGrad", attrs={"T": _NN_GRAD_DTYPES, "align_corners": None,
+                                              "half_pixel_centers": None},
+          static_inputs=(1,))
+def resize_nearest_neighbor_grad(node):
+  """The image gradient of ResizeNearestNeighbor: each pixel of grads added, in T, to the
+  pixel of the size-shaped output it was read from (integers wrap; half types round at
+  every addition, rows then columns in order, as TF). Unlike the forward kernel, TF's
+  accepts align_corners together with half_pixel_centers (it rounds (y + 0.5) * scale)."""
+  align = bool(node.attrs.get("align_corners", False))
+  half = bool(node.attrs.get("half_pixel_centers", False))
+  dtype = np.dtype(node.attrs["T"])
+
+  def run(grads, size):
+    where = f"{node.op} node {node.path!r}"
+    gs = tuple(int(d) for d in np.shape(grads))
+    if len(gs) != 4:
+      raise ValueError(f"{where}: input must be 4-dimensional, got shape {list(gs)}")
+    size = np.asarray(size)
+    if size.shape != (2,):
+      raise ValueError(f"{where}: shape_t (input 1) must be a vector of two elements, got "
+                       f"shape {list(size.shape)}")
+    out_h, out_w = int(size[0]), int(size[1])
+    if out_h <= 0 or out_w <= 0:
+      raise ValueError(f"{where}: shape_t's elements must be positive, got {size.tolist()}")
+    m = xnp(grads)
+    shape = (gs[0], out_h, out_w, gs[3])
+    if gs[1] == 0 or gs[2] == 0:
+      return m.zeros(shape, dtype)
+    rows = _nearest_index(out_h, gs[1], align, half)[:, None]
+    cols = _nearest_index(out_w, gs[2], align, half)[None, :]
+    return _add_at(m, shape, dtype, (slice(None), rows, cols), grads)
+  return run
+
+
+@lowering("ResizeBicubicGrad", attrs={"T": ("float32", "float64"), "align_corners": None,
+                                      "half_pixel_centers": None})
+def resize_bicubic_grad(node):
+  """The image gradient of ResizeBicubic: each pixel g of grads (float32, cast to T) adds
+  T(g * y_weight * x_weight) to its 4 x 4 taps (rows, then columns), summed in T; the
+  output has original_image's height, width and dtype, grads' batch and channels."""
+  align, half = _flags(node)
+  dtype = np.dtype(node.attrs["T"])
+
+  def run(grads, original_image):
+    gs, os = _grad_shapes(node, grads, original_image)
+    m = xnp(grads)
+    yi, yw = _cubic_taps(os[1], gs[1], align, half)
+    xi, xw = _cubic_taps(os[2], gs[2], align, half)
+    g = grads.astype(dtype)
+    gy = [g * yw[:, k].astype(dtype).reshape(1, -1, 1, 1) for k in range(4)]
+    terms = m.stack([gy[k] * xw[:, j].astype(dtype).reshape(1, 1, -1, 1)
+                     for k in range(4) for j in range(4)], axis=3)
+    rows = np.repeat(yi, 4, axis=1)[:, None, :]  # [h, 1, 16]: tap k * 4 + j
+    cols = np.tile(xi, (1, 4))[None, :, :]
+    return _add_at(m, (gs[0], os[1], os[2], gs[3]), dtype, (slice(None), rows, cols), terms)
+  return run
+
+
+def _grad_spans(starts, weights, in_size: int):
+  """The transposed spans of a resampling (TF's ComputeGradSpans): for each input pixel,
+  the first output pixel using it and the (nonzero) weights of the following ones."""
+  out_size, span = weights.shape
+  uses = [[] for _ in range(in_size)]
+  for o in range(out_size):
+    for j in range(span):
+      i = int(starts[o]) + j
+      if weights[o, j] != 0 and i < in_size:
+        uses[i].append((o, weights[o, j]))
+  width = max([u[-1][0] - u[0][0] + 1 for u in uses if u] + [1])
+  grad_starts = np.zeros(in_size, np.int64)
+  grad_weights = np.zeros((in_size, width), _F32)
+  for i, u in enumerate(uses):
+    if u:
+      grad_starts[i] = u[0][0]
+      for o, w in u:
+        grad_weights[i, o - u[0][0]] += w
+  return grad_starts, grad_weights
+
+
+@lowering("ScaleAndTranslateGrad", attrs={"T": ("float32",), "kernel_type": _kernel_type,
+                                          "antialias": None},
+          static_inputs=(2, 3))
+def scale_and_translate_grad(node):
+  """The image gradient of ScaleAndTranslate: the forward spans (of original_image's
+  height and width to the grads') transposed, each input pixel the float32 sum, left to
+  right, of the output pixels its weight went to, rows first. Batch and channels are the
+  grads'; an empty original image gives an empty gradient, empty grads zeros."""
+  antialias = bool(node.attrs.get("antialias", True))
+
+  def run(grads, original_image, scale, translation):
+    where = f"{node.op} node {node.path!r}"
+    gs = tuple(int(d) for d in np.shape(grads))
+    os = tuple(int(d) for d in np.shape(original_image))
+    scale, translation = (np.asarray(v).reshape(-1) for v in (scale, translation))
+    if len(gs) != 4 or len(os) != 4:
+      raise ValueError(f"{where}: grads and original_image must be 4-D, got shapes "
+                       f"{list(gs)} and {list(os)}")
+    if scale.shape != (2,) or translation.shape != (2,):
+      raise ValueError(f"{where}: scale and translation must hold 2 values each")
+    if not np.all(scale > 0):
+      raise ValueError(f"{where}: scale must be greater than zero, got {scale.tolist()}")
+    m = xnp(grads)
+    shape = (gs[0], os[1], os[2], gs[3])
+    if 0 in shape or gs[1] == 0 or gs[2] == 0:
+      return m.zeros(shape, _F32)
+    rows = _grad_spans(*_spans(node, gs[1], os[1], scale[0], translation[0], antialias),
+                       os[1])
+    cols = _grad_spans(*_spans(node, gs[2], os[2], scale[1], translation[1], antialias),
+                       os[2])
+    x = _gather_spans(m, grads.astype(_F32), 1, *rows, gs[1])
+    return _gather_spans(m, x, 2, *cols, gs[2]).astype(_F32)
   return run
