@@ -42,12 +42,17 @@ _BY_ENUM: dict[int, np.dtype | str] = {
     33: np.dtype(ml_dtypes.float4_e2m1fn),
 }
 _QUANTIZED = {11: "qint8", 12: "quint8", 13: "qint32", 15: "qint16", 16: "quint16"}
+# Quantized values are held as the integers of their width and sign (qint8 -> int8, ...):
+# only the ops made for them (QuantizeV2, Dequantize, ...) give them a meaning.
+_QUANTIZED_AS = {11: np.dtype(np.int8), 12: np.dtype(np.uint8), 13: np.dtype(np.int32),
+                 15: np.dtype(np.int16), 16: np.dtype(np.uint16)}
 _ENUM_BY_DTYPE = {v: k for k, v in _BY_ENUM.items() if isinstance(v, np.dtype)}
 
 
 def from_enum(enum: int, where: str = "") -> np.dtype | str:
-  """The dtype of a TF DataType enum; a typed error for ref, quantized or invalid ones."""
-  dtype = _BY_ENUM.get(enum)
+  """The dtype of a TF DataType enum (a quantized one as its integer dtype); a typed
+  error for ref or invalid ones."""
+  dtype = _BY_ENUM.get(enum, _QUANTIZED_AS.get(enum))
   if dtype is not None:
     return dtype
   at = f" ({where})" if where else ""
@@ -55,8 +60,6 @@ def from_enum(enum: int, where: str = "") -> np.dtype | str:
     raise ConversionError(
         f"Reference dtype {enum}{at}: TF1 reference variables are not supported; "
         "re-export the model with resource variables (TF2) or freeze the graph.")
-  if enum in _QUANTIZED:
-    raise ConversionError(f"Quantized dtype {_QUANTIZED[enum]}{at} is not supported.")
   raise ConversionError(f"Invalid TensorFlow DataType enum {enum}{at}.")
 
 

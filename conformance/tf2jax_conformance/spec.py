@@ -248,7 +248,8 @@ class OpSpec:
     order = {d: i for i, d in enumerate(D.ALL)}
     covered = tuple(sorted(listed, key=lambda d: order.get(d, len(order))))
     skipped = {d: r for d, r in self.skip_dtypes.items()}
-    for d in sorted((set(kernel) if kernel is not None else set()) & set(D.NOT_IN_JAX)):
+    for d in sorted((set(kernel) if kernel is not None else set()) & set(D.NOT_IN_JAX)
+                    - listed):
       skipped.setdefault(d, D.NOT_IN_JAX[d])
     return covered, skipped, dict(self.refused_dtypes)
 

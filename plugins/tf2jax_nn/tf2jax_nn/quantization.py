@@ -1,6 +1,7 @@
 """Fake quantization: FakeQuantWithMinMaxArgs, FakeQuantWithMinMaxVars,
-FakeQuantWithMinMaxVarsPerChannel, QuantizeAndDequantizeV2, QuantizeAndDequantizeV3,
-QuantizeAndDequantizeV4.
+FakeQuantWithMinMaxVarsPerChannel and their *Gradient ops, QuantizeAndDequantizeV2,
+QuantizeAndDequantizeV3, QuantizeAndDequantizeV4; QuantizeV2 and Dequantize (quantized
+dtypes are held as the integers of their width and sign; see their section).
 
 Semantics follow TF's CPU kernels, step by step in the input's dtype:
 
@@ -9,7 +10,8 @@ Semantics follow TF's CPU kernels, step by step in the input's dtype:
   multiply by the inverse scale, FakeQuantWithMinMaxVars divides by the scale (as TF).
   For the Vars ops, min == max == 0 gives zeros. Gradients are TF's: straight-through
   inside the nudged range, and for the Vars ops the sum of the gradients below (above)
-  the nudged range goes to min (max).
+  the nudged range goes to min (max). The FakeQuant*Gradient ops compute exactly these
+  (TF registers no gradient for them).
 * QuantizeAndDequantize*: without range_given the range is the input's min and max (per
   channel with `axis`); with it the input is clamped to the (adjusted) range. round_mode
   HALF_UP is floor(x + 0.5), HALF_TO_EVEN is rint. TF's gradient is the identity for V2
@@ -30,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tf2jax_core import FLOAT, is_static, lowering
-from tf2jax_nn._common import refuse
+from tf2jax_nn._common import onednn_enabled, refuse
 
 _F32 = np.float32
 
@@ -82,9 +84,9 @@ def _fake_quant(m, x, mn, mx, qmin, qmax, divide: bool, zero_guard: bool):
   return out.astype(np.float32)
 
 
-def _masks(x, mn, mx, qmin, qmax, zero_guard: bool):
+def _masks(x, mn, mx, qmin, qmax, zero_guard: bool, m=jnp):
   """Where the gradient goes: (to the input, to min, to max), as float32 masks."""
-  lo, hi, _, _ = _nudge(jnp, mn, mx, qmin, qmax)
+  lo, hi, _, _ = _nudge(m, mn, mx, qmin, qmax)
   inside = (x >= lo) & (x <= hi)
   below, above = x < lo, x > hi
   if zero_guard:  # min == max == 0: TF passes the whole gradient to the input
@@ -164,6 +166,84 @@ def fake_quant_vars_per_channel(node):
         raise ValueError(f"{name} (input {i}) has incorrect size, expected {xs[-1]} was "
                          f"{_shape(v)[0]}")
     return _run_fake_quant(x, mn, mx, qmin, qmax, False, True)
+  return run
+
+
+# FakeQuant gradients ------------------------------------------------------------------
+
+
+def _fake_quant_grad(m, g, x, mn, mx, qmin, qmax, zero_guard: bool, per_channel: bool):
+  """TF's FakeQuant*Gradient kernels: the gradient inside the nudged range to the input,
+  and (Vars ops) the sums of the gradients below / above it to min / max (per channel:
+  over every axis but the last)."""
+  inside, below, above = _masks(x, mn, mx, qmin, qmax, zero_guard, m)
+  axes = tuple(range(np.ndim(x) - 1)) if per_channel else None
+  # TF multiplies by a 0/1 mask (inf * 0 is NaN), which XLA would turn into a select.
+  times = lambda mask: m.where(mask > 0, g, g * _F32(0))
+  return (times(inside), times(below).sum(axis=axes).astype(np.float32),
+          times(above).sum(axis=axes).astype(np.float32))
+
+
+def _run_fake_quant_grad(node, g, x, mn, mx, qmin, qmax, zero_guard, per_channel):
+  if _shape(g) != _shape(x):
+    raise ValueError(f"{node.op} node {node.path!r}: gradients (input 0) and inputs "
+                     f"(input 1) must have the same shape, got {list(_shape(g))} and "
+                     f"{list(_shape(x))}")
+  if is_static(g, x, mn, mx):
+    m, cast = np, lambda v: np.asarray(v, np.float32)
+  else:
+    m, cast = jnp, jnp.asarray
+  with np.errstate(all="ignore"):
+    return _fake_quant_grad(m, cast(g), cast(x), cast(mn), cast(mx), qmin, qmax,
+                            zero_guard, per_channel)
+
+
+@lowering("FakeQuantWithMinMaxArgsGradient",
+          attrs={"min": None, "max": None, **_FQ_ATTRS})
+def fake_quant_args_gradient(node):
+  qmin, qmax = _check_num_bits(node)
+  mn, mx = _F32(node.attrs.get("min", -6.0)), _F32(node.attrs.get("max", 6.0))
+  if not mn < mx:
+    refuse(node, "min", f"TF's kernel needs min < max, got min {mn} >= max {mx}")
+
+  def run(gradients, inputs):
+    return _run_fake_quant_grad(node, gradients, inputs, mn, mx, qmin, qmax, False,
+                                False)[0]
+  return run
+
+
+@lowering("FakeQuantWithMinMaxVarsGradient", attrs=_FQ_ATTRS)
+def fake_quant_vars_gradient(node):
+  qmin, qmax = _check_num_bits(node)
+
+  def run(gradients, inputs, mn, mx):
+    for i, (name, v) in enumerate((("min", mn), ("max", mx)), 2):
+      if np.ndim(v) != 0:
+        raise ValueError(f"{node.op} node {node.path!r}: `{name}` (input {i}) must be "
+                         f"rank 0 but is rank {np.ndim(v)}")
+    return tuple(_run_fake_quant_grad(node, gradients, inputs, mn, mx, qmin, qmax, True,
+                                      False))
+  return run
+
+
+@lowering("FakeQuantWithMinMaxVarsPerChannelGradient", attrs=_FQ_ATTRS)
+def fake_quant_vars_per_channel_gradient(node):
+  qmin, qmax = _check_num_bits(node)
+
+  def run(gradients, inputs, mn, mx):
+    xs = _shape(inputs)
+    if not xs:
+      raise ValueError(f"{node.op} node {node.path!r}: inputs (input 1) must be at least "
+                       "rank 1 (TF's kernel crashes on a scalar)")
+    for i, (name, v) in enumerate((("min", mn), ("max", mx)), 2):
+      if np.ndim(v) != 1:
+        raise ValueError(f"{node.op} node {node.path!r}: `{name}` (input {i}) must be "
+                         f"rank 1 but is rank {np.ndim(v)}")
+      if _shape(v)[0] != xs[-1]:
+        raise ValueError(f"{node.op} node {node.path!r}: {name} (input {i}) has incorrect "
+                         f"size, expected {xs[-1]} was {_shape(v)[0]}")
+    return tuple(_run_fake_quant_grad(node, gradients, inputs, mn, mx, qmin, qmax, True,
+                                      True))
   return run
 
 
@@ -314,3 +394,222 @@ def quantize_and_dequantize_v3(node):
 @lowering("QuantizeAndDequantizeV4", attrs=_QDQ_ATTRS)
 def quantize_and_dequantize_v4(node):
   return _qdq_lowering(node, 4)
+
+
+# QuantizeV2 and Dequantize -------------------------------------------------------------
+#
+# Quantized tensors (qint8, quint8, qint16, quint16, qint32) are held as the integers of
+# their width and sign. TF's CPU kernels, in float32 unless said otherwise:
+# * QuantizeV2 first widens the range: min = min(0, input_min), max = max(0, input_max,
+#   min + max(1, |input_min|, |input_max|) * ensure_minimum_range) (per slice with axis).
+#   MIN_COMBINED: round((clamp(x, min, max) - min) * scale - half), scale = (qmax - qmin)
+#   / (max - min) (the division in double), half = (qmax - qmin + 1) / 2 for signed types.
+#   MIN_FIRST: round(x * s) - round(min * s) + qmin clamped to [qmin, qmax], s = 2^bits /
+#   ((max - min) * 2^bits / (2^bits - 1)) (double, used as float). SCALED: TF's
+#   symmetric scale (see `_scaled_range`), x clamped to the adjusted range, times the
+#   scale, rounded half away from zero or half to even.
+# * Dequantize: MIN_COMBINED (q + half) * (max - min) / (qmax - qmin) + min; MIN_FIRST
+#   (q - qmin) * s' + round(min / s') * s', s' = (max - min) * 2^bits / (2^bits - 1) /
+#   2^bits (double, used as float); SCALED q * max(min / qmin', max / qmax) (unsigned:
+#   max / qmax), qmin' = qmin + narrow_range.
+
+_QTYPES = ("int8", "uint8", "int16", "uint16", "int32")
+
+
+def _std_min(m, a, b):
+  return m.where(b < a, b, a)  # std::min: NaN in `a` stays, in `b` is dropped
+
+
+def _std_max(m, a, b):
+  return m.where(a < b, b, a)
+
+
+def _round_away(m, v):
+  return m.where(v < 0, -m.floor(-v + _F32(0.5)), m.floor(v + _F32(0.5)))
+
+
+def _to_int(m, v, dtype):
+  """float32 -> the integer dtype as TF's kernels cast: NaN gives 0, and for int32 a
+  value outside its range gives INT32_MIN (x86's conversion of an out-of-range float)."""
+  info = np.iinfo(dtype)
+  v = m.where(m.isnan(v), _F32(0), v)
+  if info.bits == 32:
+    bad = (v >= _F32(2.0**31)) | (v < _F32(-2.0**31))
+    return m.where(bad, _F32(-2.0**31), v).astype(np.int64).astype(dtype)
+  return m.clip(v, _F32(info.min), _F32(info.max)).astype(dtype)
+
+
+def _widened_range(m, lo, hi, ensure_minimum_range: float):
+  lo = _std_min(m, _F32(0), lo)
+  # (TF takes |input_min| here; with input_min > 0 it is below |input_max|, as 0 is.)
+  eps = _std_max(m, _F32(1), _std_max(m, m.abs(lo), m.abs(hi))) * _F32(ensure_minimum_range)
+  return lo, _std_max(m, _F32(0), _std_max(m, hi, lo + eps))
+
+
+def _scaled_range(m, lo, hi, info, narrow: bool):
+  """SCALED mode's (scale, min, max): the smaller of the scales fitting min and max."""
+  qmin, qmax = _F32(info.min + (1 if narrow else 0)), _F32(info.max)
+  big = _F32(np.finfo(np.float32).max)
+  from_min = m.where(qmin * lo > 0, qmin / lo, big)
+  from_max = m.where(qmax * hi > 0, qmax / hi, big)
+  scale = _std_min(m, from_min, from_max)
+  return scale, _ftz(m, qmin / scale), _ftz(m, qmax / scale)
+
+
+def _min_first_scale(bits: int, lo, hi, m, inverse: bool, dtype=np.float32):
+  steps = float(1 << bits)
+  rng = (hi.astype(np.float64) - lo.astype(np.float64)) * (steps / (steps - 1.0))
+  return ((rng / steps) if inverse else (steps / rng)).astype(dtype)
+
+
+def _quantize(m, x, lo, hi, dtype, mode, half_even, narrow, emr):
+  info = np.iinfo(dtype)
+  lo, hi = _widened_range(m, lo, hi, emr)
+  if mode == "MIN_COMBINED":
+    scale = ((float(info.max) - float(info.min)) / (hi.astype(np.float64)
+                                                    - lo.astype(np.float64)))
+    scale = scale.astype(np.float32)
+    half = _F32((float(info.max) - float(info.min) + 1) / 2) if info.min < 0 else _F32(0)
+    v = _round_away(m, (_std_max(m, _std_min(m, x, hi), lo) - lo) * scale - half)
+    return _to_int(m, v, dtype), lo, hi
+  if mode == "MIN_FIRST":
+    s = _min_first_scale(info.bits, lo, hi, m, inverse=False)
+    v = _round_away(m, x * s) - _round_away(m, lo * s) + _F32(info.min)
+    v = m.where(lo == hi, _F32(info.min), v)
+    return _to_int(m, v, dtype), lo, hi
+  wide = _std_max(m, m.abs(lo), m.abs(hi))
+  scale, lo, hi = _scaled_range(m, lo, hi, info, narrow)
+  v = _std_max(m, _std_min(m, x, hi), lo) * scale
+  v = m.round(v) if half_even else _round_away(m, v)
+  if _onednn_quantize(dtype, mode, half_even, narrow):
+    # TF's oneDNN kernel: the same values, but it reports the range as [-M, M] ([0, M]
+    # unsigned), M = max(|min|, |max|) of the widened range.
+    lo, hi = (-wide if info.min < 0 else wide * 0), wide
+  return _to_int(m, v, dtype), lo, hi
+
+
+def _onednn_quantize(dtype, mode, half_even: bool, narrow: bool) -> bool:
+  """Whether TF (with oneDNN) runs QuantizeV2 through its oneDNN kernel."""
+  return (onednn_enabled() and mode == "SCALED" and half_even and not narrow
+          and np.dtype(dtype).itemsize == 1)
+
+
+def _dequantize(m, q, lo, hi, mode, narrow, per_axis: bool = False):
+  info = np.iinfo(q.dtype)
+  v = q.astype(np.float32)
+  if mode == "MIN_COMBINED":
+    scale = (hi - lo) / (_F32(info.max) - _F32(info.min))
+    half = _F32((float(info.max) - float(info.min) + 1) / 2) if info.min < 0 else _F32(0)
+    return (v + half) * scale + lo
+  if mode == "MIN_FIRST":
+    s = _min_first_scale(info.bits, lo, hi, m, inverse=True)
+    base = _round_away(m, lo / s) * s
+    out = (v - _F32(info.min)) * s + base
+    return m.where(lo == hi, lo, out)
+  qmin = _F32(info.min + (1 if narrow else 0))
+  if info.min == 0 and not (narrow and info.bits == 8 and onednn_enabled()):
+    scale = hi / _F32(info.max)
+  else:
+    scale = _std_max(m, lo / qmin, hi / _F32(info.max))
+  if info.bits == 32 and not per_axis:
+    # TF's SCALED qint32 with one range gives -2^31 * scale for values that round to 2^31
+    # in float32 (2147483584 and above: Dequantize(2147483647, 0, 1) is -1), as a
+    # float -> int32 conversion would; its per-axis path gives 1.
+    v = m.where(v >= _F32(2.0**31), _F32(-2.0**31), v)
+  return v * scale
+
+
+def _slices(node, x, lo, hi, axis: int):
+  """min and max shaped to broadcast against x (per slice of `axis`), checked."""
+  xs = _shape(x)
+  if axis == -1:
+    if np.size(lo) < 1 or np.size(hi) < 1:
+      raise ValueError(f"{node.op} node {node.path!r}: min_range and max_range must hold "
+                       f"a value, got shapes {list(_shape(lo))} and {list(_shape(hi))}")
+    # TF reads the first value of each (any shape).
+    return lo.reshape(-1)[0], hi.reshape(-1)[0]
+  if axis < -1 or axis >= len(xs):
+    raise ValueError(f"{node.op} node {node.path!r}: axis {axis} is out of bounds for an "
+                     f"input of rank {len(xs)}")
+  for name, v in (("min_range", lo), ("max_range", hi)):
+    if _shape(v) != (xs[axis],):
+      raise ValueError(f"{node.op} node {node.path!r}: {name} must have shape "
+                       f"[{xs[axis]}] (the size of axis {axis}), got {list(_shape(v))}")
+  shape = [1] * len(xs)
+  shape[axis] = xs[axis]
+  return lo.reshape(shape), hi.reshape(shape)
+
+
+_MODES = ("MIN_COMBINED", "MIN_FIRST", "SCALED")
+
+
+@lowering("QuantizeV2", attrs={"T": _QTYPES[:-1], "mode": _MODES,
+                               "round_mode": ("HALF_AWAY_FROM_ZERO", "HALF_TO_EVEN"),
+                               "narrow_range": None, "axis": None,
+                               "ensure_minimum_range": None})
+def quantize_v2(node):
+  dtype = np.dtype(node.attrs["T"])
+  mode = node.attrs.get("mode", "MIN_COMBINED")
+  half_even = node.attrs.get("round_mode", "HALF_AWAY_FROM_ZERO") == "HALF_TO_EVEN"
+  narrow = bool(node.attrs.get("narrow_range", False))
+  axis = int(node.attrs.get("axis", -1))
+  emr = float(node.attrs.get("ensure_minimum_range", 0.01))
+  if half_even and mode != "SCALED":
+    refuse(node, "round_mode", f"TF's kernel takes HALF_TO_EVEN only for mode SCALED, "
+           f"not {mode}")
+  if axis != -1 and mode == "MIN_FIRST":
+    refuse(node, "axis", "TF's kernel does not implement MIN_FIRST with axis != -1")
+  if mode == "MIN_FIRST" and dtype == np.uint8:
+    refuse(node, "T", "TF's MIN_FIRST quint8 kernel rounds x * s - min * s once in its "
+           "vectorized loop and round(x * s) - round(min * s) elsewhere: tf2jax does not "
+           "match which elements take which yet")
+  if _onednn_quantize(dtype, mode, half_even, narrow):
+    refuse(node, "round_mode", "TF with oneDNN quantizes 8-bit SCALED HALF_TO_EVEN without "
+           "narrow_range through its oneDNN kernel, whose rounding tf2jax does not match "
+           "yet")
+
+  def run(x, min_range, max_range):
+    lo, hi = _slices(node, x, min_range, max_range, axis)
+    if is_static(lo, hi) and np.any(np.asarray(hi) < np.asarray(lo)):
+      raise ValueError(f"{node.op} node {node.path!r}: input_max_range must be larger "
+                       f"than input_min_range, got {min_range} and {max_range}")
+    m = np if is_static(x, lo, hi) else jnp
+    with np.errstate(all="ignore"):
+      q, out_lo, out_hi = _quantize(m, m.asarray(x, np.float32), m.asarray(lo, np.float32),
+                                    m.asarray(hi, np.float32), dtype, mode, half_even,
+                                    narrow, emr)
+    # TF takes its scalar path (scalar output ranges) when there is one slice.
+    vec = axis != -1 and _shape(x)[axis] != 1
+    return q, m.reshape(out_lo, (-1,) if vec else ()), m.reshape(out_hi, (-1,) if vec else ())
+  return run
+
+
+@lowering("Dequantize", attrs={"T": _QTYPES, "mode": _MODES, "narrow_range": None,
+                               "axis": None, "dtype": ("float32", "bfloat16")})
+def dequantize(node):
+  mode = node.attrs.get("mode", "MIN_COMBINED")
+  narrow = bool(node.attrs.get("narrow_range", False))
+  axis = int(node.attrs.get("axis", -1))
+  out = np.dtype(node.attrs.get("dtype", np.float32))
+  if axis != -1 and mode == "MIN_FIRST":
+    refuse(node, "axis", "TF's kernel does not implement MIN_FIRST with axis != -1")
+  if out != np.float32 and mode != "MIN_COMBINED":
+    refuse(node, "mode", f"TF's kernel gives bfloat16 only in mode MIN_COMBINED, not {mode}")
+  if mode == "SCALED" and np.dtype(node.attrs["T"]) == np.int32 and onednn_enabled():
+    refuse(node, "T", "TF with oneDNN runs Dequantize SCALED through its oneDNN kernel, "
+           "which has no qint32 kernel")
+
+  onednn_8bit = (mode == "SCALED" and np.dtype(node.attrs["T"]).itemsize == 1
+                 and onednn_enabled())
+
+  def run(q, min_range, max_range):
+    if onednn_8bit and not 1 <= len(_shape(q)) <= 5:
+      raise ValueError(f"{node.op} node {node.path!r}: TF with oneDNN dequantizes 8-bit "
+                       f"SCALED inputs of rank 1 to 5 only, got shape {list(_shape(q))}")
+    lo, hi = _slices(node, q, min_range, max_range, axis)
+    m = np if is_static(q, lo, hi) else jnp
+    with np.errstate(all="ignore"):
+      v = _dequantize(m, m.asarray(q), m.asarray(lo, np.float32),
+                      m.asarray(hi, np.float32), mode, narrow, per_axis=axis != -1)
+    return _ftz(m, v).astype(out)
+  return run
