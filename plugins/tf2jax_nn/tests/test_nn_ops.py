@@ -980,3 +980,88 @@ def test_keras_sequential_model_inference_and_training():
     tf_var = bn.moving_mean if "mean" in key else bn.moving_variance
     assert_close(new_params[key], tf_var.numpy(), 1e-5, key)
     assert not np.allclose(new_params[key], params[key])
+
+
+# Gradient kernels of activations and normalization: errors (values are in the conformance
+# specs, tf2jax_nn/activation_norm_grad_specs.py).
+
+
+@pytest.mark.parametrize("op", ["ReluGrad", "Relu6Grad", "LeakyReluGrad", "EluGrad",
+                                "SeluGrad", "SoftplusGrad", "SoftsignGrad"])
+def test_activation_grads_refuse_different_shapes_like_tf(op):
+  second = "outputs" if op in ("EluGrad", "SeluGrad") else "features"
+  fn = lambda g, x: getattr(r, op)(**{"gradients": g, second: x})
+  g, x = np.ones((2, 3), np.float32), np.ones((3,), np.float32)
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    fn(g, x)
+  # TF's shape inference refuses the graph with these shapes: trace with unknown ones.
+  unknown = tf.TensorSpec(None, tf.float32)
+  jax_fn = tf2jax.convert_functional(tf.function(fn), unknown, unknown)
+  with pytest.raises(tf2jax.NodeExecutionError, match="must have the same shape"):
+    jax_fn(g, x)
+
+
+def _bn_grad(x_shape, depth, fmt="NHWC", training=True, scale_size=None):
+  fn = lambda dy, x, s, m, v: r.FusedBatchNormGradV3(
+      y_backprop=dy, x=x, scale=s, reserve_space_1=m, reserve_space_2=v,
+      reserve_space_3=np.zeros((0,), np.float32), epsilon=1e-3, data_format=fmt,
+      is_training=training)
+  x = np.linspace(-1, 1, int(np.prod(x_shape)), dtype=np.float32).reshape(x_shape)
+  vec = np.ones((depth,), np.float32)
+  s = np.ones((scale_size or depth,), np.float32)
+  return fn, (x, x, s, vec, vec)
+
+
+def test_fused_batch_norm_grad_refuses_bad_shapes_like_tf():
+  fn, args = _bn_grad((1, 2, 2, 3), 3, scale_size=2)
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    fn(*args)
+  specs = [tf.TensorSpec(None, tf.float32)] * len(args)  # TF's shape inference refuses it
+  jax_fn = tf2jax.convert_functional(tf.function(fn), *specs)
+  with pytest.raises(tf2jax.NodeExecutionError, match="scale must be a vector of the 3"):
+    jax_fn(*args)
+
+
+def test_fused_batch_norm_grad_inference_channels_first_needs_onednn():
+  """TF's Eigen kernel computes is_training=false gradients only for channels-last data;
+  oneDNN's (float32, 4-D) takes NCHW too."""
+  fn, args = _bn_grad((1, 3, 2, 2), 3, fmt="NCHW", training=False)
+  jax_fn = tf2jax.convert_functional(tf.function(fn), *args)
+  if _common.native("float32"):
+    for got, want in zip(jax_fn(*args), fn(*args)):
+      assert_close(got, want)
+    return
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    fn(*args)
+  with pytest.raises(tf2jax.NodeExecutionError, match="channels-last"):
+    jax_fn(*args)
+
+
+def test_lrn_grad_refuses_negative_depth_radius():
+  fn = lambda g, x, y: r.LRNGrad(input_grads=g, input_image=x, output_image=y,
+                                 depth_radius=-1)
+  a = np.ones((1, 1, 1, 3), np.float32)
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    fn(a, a, a)
+  with pytest.raises(tf2jax.UnsupportedOpsError, match="depth_radius"):
+    tf2jax.convert_functional(tf.function(fn), a, a, a)
+
+
+@pytest.mark.parametrize("direction,layers", [("bidirectional", 1), ("unidirectional", 2)])
+def test_cudnn_rnn_refuses_layouts_not_verified(direction, layers):
+  """Only one layer and one direction of CudnnRNN's params buffer are known for sure:
+  the others are refused (TF has no CPU kernel to compare with)."""
+  dirs = 2 if direction == "bidirectional" else 1
+  x = np.zeros((3, 2, 4), np.float32)
+  h = np.zeros((layers * dirs, 2, 5), np.float32)
+  from tf2jax_nn.recurrent import cudnn_params_size
+  params = np.zeros((cudnn_params_size("gru", layers, dirs, 4, 5),), np.float32)
+
+  @tf.function
+  def fn(x, h, weights):
+    return tf.raw_ops.CudnnRNN(input=x, input_h=h, input_c=h, params=weights,
+                               rnn_mode="gru", direction=direction)[0]
+
+  with pytest.raises(tf2jax.UnsupportedOpsError, match="not verified"):
+    jax_fn, jax_params = tf2jax.convert(fn, x, h, params)
+    jax_fn(jax_params, x, h, params)  # the layer count is known when shapes are

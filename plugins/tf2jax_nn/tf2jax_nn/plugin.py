@@ -2,8 +2,9 @@
 
 from tf2jax_core import hookimpl
 
-from tf2jax_nn import (activations, color, convolution, crops, ctc, image_transform, losses,
-                       nms, normalization, pooling, quantization, resize, space_depth)
+from tf2jax_nn import (activations, color, convolution, crops, ctc, image_transform, isotonic,
+                       losses, nms, normalization, pooling, quantization, recurrent, resize,
+                       space_depth)
 
 TF2JAX_PLUGIN_API = 1
 
@@ -23,13 +24,19 @@ def tf2jax_register_ops(registry):
   registry.add_module(quantization)
   registry.add_module(nms)
   registry.add_module(ctc)
+  registry.add_module(isotonic)
+  registry.add_module(recurrent)
 
 
 @hookimpl
 def tf2jax_conformance_specs():
   # tf2jax-conformance is a test dependency: import the specs only when they are asked for.
-  from tf2jax_nn import (color_specs, image_specs, loss_space_specs, nn_specs,
-                         quant_nms_ctc_specs, resize_crop_specs, specs)
-  return (specs.specs() + nn_specs.specs() + loss_space_specs.specs()
-          + image_specs.specs() + quant_nms_ctc_specs.specs() + color_specs.specs()
-          + resize_crop_specs.specs())
+  from tf2jax_nn import (activation_norm_grad_specs, color_specs, conv_pool_grad_specs,
+                         image_grad_specs, image_specs, loss_space_specs, nn_specs,
+                         quant_decode_specs, quant_nms_ctc_specs, recurrent_specs,
+                         resize_crop_specs, specs)
+  return (specs.specs() + nn_specs.specs() + activation_norm_grad_specs.specs()
+          + loss_space_specs.specs() + image_specs.specs() + quant_nms_ctc_specs.specs()
+          + color_specs.specs() + resize_crop_specs.specs() + quant_decode_specs.specs()
+          + conv_pool_grad_specs.specs() + recurrent_specs.specs()
+          + image_grad_specs.specs())
