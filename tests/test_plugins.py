@@ -122,13 +122,13 @@ def assert_relu_converts() -> None:
 # Ops that no plugin lowers, each with a TF function using it and a JAX expression for a
 # test plugin's lowering; tests take the first one still free: tier-2 activation gradient
 # kernels of the nn catalog, not lowered yet (replace them as they are).
+# TF ops outside every first-party catalog (TF's debugger and copy identities), which a
+# test plugin lowers; the graph computes something around them so the values say more.
 FREE_OP_CANDIDATES = [
-    ("SoftsignGrad", lambda x, y: tf.raw_ops.SoftsignGrad(gradients=x, features=y),
-     "args[0] / ((1 + abs(args[1])) * (1 + abs(args[1])))"),
-    ("ReluGrad", lambda x, y: tf.raw_ops.ReluGrad(gradients=x, features=y),
-     "args[0] * (args[1] > 0)"),
-    ("EluGrad", lambda x, y: tf.raw_ops.EluGrad(gradients=x, outputs=y),
-     "args[0] * ((args[1] < 0) * args[1] + 1)"),
+    ("DebugGradientIdentity",
+     lambda x, y: tf.raw_ops.DebugGradientIdentity(input=x / y), "args[0]"),
+    ("Copy", lambda x, y: tf.raw_ops.Copy(input=x - y), "args[0]"),
+    ("CopyHost", lambda x, y: tf.raw_ops.CopyHost(input=x * y), "args[0]"),
 ]
 
 
@@ -441,31 +441,20 @@ def test_select_plugins_by_entry_point_or_distribution_name(sandbox):
 # 6. The all-missing-ops error --------------------------------------------------------
 
 
-# Core-catalog ops no plugin lowers (see FREE_OP_CANDIDATES).
-CORE_CANDIDATES = [
-    ("IgammaGradA", lambda x: tf.raw_ops.IgammaGradA(a=x + 1.0, x=x + 1.0)),
-    ("SparseSegmentSumGrad", lambda x: tf.raw_ops.SparseSegmentSumGrad(
-        grad=tf.reshape(x, [-1, 1]), indices=[0], segment_ids=[0], output_dim0=1)),
-    ("SparseSegmentMeanGrad", lambda x: tf.raw_ops.SparseSegmentMeanGrad(
-        grad=tf.reshape(x, [-1, 1]), indices=[0], segment_ids=[0], output_dim0=1)),
-]
-
-
-def unlowered_core_op():
-  catalog = plugins_lib.catalog()
-  for op, body in CORE_CANDIDATES:
-    assert catalog[op][0] == "core"
-    if table_get(op) is None:
-      return op, body
-  pytest.fail("CORE_CANDIDATES: every op is lowered now; add core-catalog ops no plugin "
-              "lowers")
+def unlowered_catalog_op(sandbox, package: str):
+  """A TF op that `package`'s catalog lists and nothing lowers. The first-party packages
+  lower every op they list, so the catalog is patched to list one of TF's identities."""
+  op, body = "DebugGradientIdentity", lambda x: tf.raw_ops.DebugGradientIdentity(input=x + 1.0)
+  assert table_get(op) is None and op not in plugins_lib.catalog()
+  sandbox.mp.setitem(plugins_lib.catalog(), op, [package, 2])
+  return op, body
 
 
 def test_all_missing_ops_in_one_error_with_install_hints(sandbox):
   sandbox.mp.setenv(plugins_lib.SELECT_ENV, "random,xla")
   sandbox.mp.setattr(plugins_lib, "_installed", lambda dist: False)
   reload_quietly()
-  core_op, core_body = unlowered_core_op()
+  core_op, core_body = unlowered_catalog_op(sandbox, "core")
   catalog = plugins_lib.catalog()
   assert catalog["Conv2D"][0] == "nn" and catalog["Relu"][0] == "nn"
   assert "AsString" not in catalog and "StringLength" not in catalog
@@ -510,11 +499,10 @@ def test_all_missing_ops_in_one_error_with_install_hints(sandbox):
 
 def test_missing_op_hint_when_plugin_loaded_but_op_not_lowered(sandbox):
   reload_quietly()
-  op = next((op for op, (pkg, _) in sorted(plugins_lib.catalog().items())
-             if pkg == "nn" and table_get(op) is None), None)
-  assert op is not None, "tf2jax-nn lowers its whole catalog: test another package's op"
+  op, _ = unlowered_catalog_op(sandbox, "nn")
+  version = next(i.version for i in tf2jax.plugins() if i.name == "tf2jax-nn")
   assert plugins_lib.manager().install_hint(op) == (
-      "tf2jax-nn 0.1.0 is loaded but does not lower it yet")
+      f"tf2jax-nn {version} is loaded but does not lower it yet")
 
 
 # 7. In-code registration -------------------------------------------------------------
