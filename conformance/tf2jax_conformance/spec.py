@@ -246,7 +246,7 @@ class OpSpec:
     if problems:
       raise SpecError(f"{self.op} spec: " + "; ".join(problems) + ".")
     order = {d: i for i, d in enumerate(D.ALL)}
-    covered = tuple(sorted(listed, key=lambda d: order.get(d, len(order))))
+    covered = tuple(sorted(listed, key=lambda d: (order.get(d, len(order)), d)))
     skipped = {d: r for d, r in self.skip_dtypes.items()}
     for d in sorted((set(kernel) if kernel is not None else set()) & set(D.NOT_IN_JAX)
                     - listed):
