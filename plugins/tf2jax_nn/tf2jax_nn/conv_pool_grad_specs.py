@@ -36,36 +36,10 @@ from tf2jax_conformance.spec import EXACT, Example, OpSpec
 from tf2jax_nn._common import native, window_pads
 from tf2jax_nn.nn_specs import (F32_F64, NO_GRAD, _backprop_example, _filter_grad_grad_tolerance,
                                 _filter_grad_tolerance, _finite_max, _geometry, _layout_attrs,
-                                _out_sizes, _pool_geometry, _pool_values, _shape,
-                                _sum_tolerance, _values)
+                                _out_sizes, _pool_geometry, _pool_values, _rename,
+                                _shape, _sum_tolerance, _values)
 
 # Convolution filter gradients -------------------------------------------------------------
-
-
-def _zero_filter(graph_def, node, index: int):
-  """The Const feeding `node`'s input `index` (filter sizes) becomes a zero filter."""
-  import tensorflow as tf
-  name = node.input[index].split(":")[0]
-  const = next(n for n in graph_def.node if n.name == name)
-  shape = [int(d) for d in tf.make_ndarray(const.attr["value"].tensor).reshape(-1)]
-  np_dtype = tf.dtypes.as_dtype(node.attr["T"].type).as_numpy_dtype
-  const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.zeros(shape, np_dtype)))
-  const.attr["dtype"].type = node.attr["T"].type
-  node.input[index] = name
-
-
-def _rename_filter(stand_in, op, drop=(), producer=None):
-  def rewrite(graph_def, example):
-    del example
-    for node in graph_def.node:
-      if node.op == stand_in:
-        _zero_filter(graph_def, node, 1)
-        node.op = op
-        for attr in drop:
-          del node.attr[attr]
-    if producer is not None:
-      graph_def.versions.producer = producer
-  return rewrite
 
 
 def _filter_build(stand_in):
@@ -106,7 +80,7 @@ def _conv_specs():
   return [
       OpSpec("Conv2DBackpropFilterV2", _backprop_example(2, wrt_filter=True),
              build=_filter_build("Conv2DBackpropFilter"), kernel_op="Conv2DBackpropFilter",
-             rewrite=_rename_filter("Conv2DBackpropFilter", "Conv2DBackpropFilterV2"),
+             rewrite=_rename("Conv2DBackpropFilter", "Conv2DBackpropFilterV2", sizes_input=1),
              notes=_STAND_IN + "Dtypes and attrs: those of Conv2DBackpropFilter's kernel.",
              **common),
       OpSpec("Conv3DBackpropFilterV2", _finite_input(_backprop_example(3, wrt_filter=True)),
@@ -119,8 +93,8 @@ def _conv_specs():
       OpSpec("Conv3DBackpropFilter",
              _finite_input(_ndhwc(_backprop_example(3, wrt_filter=True))),
              build=_filter_build("Conv3DBackpropFilterV2"),
-             rewrite=_rename_filter("Conv3DBackpropFilterV2", "Conv3DBackpropFilter",
-                                    drop=("data_format",), producer=9),
+             rewrite=_rename("Conv3DBackpropFilterV2", "Conv3DBackpropFilter",
+                             drop=("data_format",), producer=9, sizes_input=1),
              notes=_STAND_IN + "NDHWC only (the V1 op has no data_format). No NaN inputs, "
                    "as for Conv3DBackpropFilterV2.", **common),
   ]

@@ -675,24 +675,27 @@ def _lrn_tolerance(dtype, ex):
 # Ops TF no longer runs (see the module docstring) ---------------------------------------
 
 
-def _sizes_to_zeros(graph_def, node, dtype_enum):
-  """The Const feeding `node`'s input_sizes becomes a zero tensor of that shape."""
+def _sizes_to_zeros(graph_def, node, dtype_enum, index: int = 0):
+  """The Const feeding `node`'s input `index` (a shape: input_sizes, filter_sizes) becomes
+  a zero tensor of that shape."""
   import tensorflow as tf
-  name = node.input[0].split(":")[0]
+  name = node.input[index].split(":")[0]
   const = next(n for n in graph_def.node if n.name == name)
   shape = [int(d) for d in tf.make_ndarray(const.attr["value"].tensor).reshape(-1)]
   np_dtype = tf.dtypes.as_dtype(dtype_enum).as_numpy_dtype
   const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.zeros(shape, np_dtype)))
   const.attr["dtype"].type = dtype_enum
-  node.input[0] = name
+  node.input[index] = name
 
 
-def _rename(stand_in, op, drop=(), producer=None):
+def _rename(stand_in, op, drop=(), producer=None, sizes_input: int = 0):
+  """Rewrites the stand-in into `op`, whose shape input (`sizes_input`) is a tensor of
+  that shape instead of the shape."""
   def rewrite(graph_def, example):
     del example
     for node in graph_def.node:
       if node.op == stand_in:
-        _sizes_to_zeros(graph_def, node, node.attr["T"].type)
+        _sizes_to_zeros(graph_def, node, node.attr["T"].type, sizes_input)
         node.op = op
         for attr in drop:
           del node.attr[attr]
