@@ -19,6 +19,7 @@ and SparseSoftmax.
   bounds: indices are grouped by their values.
 - Gradients flow to the values and the dense input (TF has none for the indices).
 """
+
 from __future__ import annotations
 
 import jax.numpy as jnp
