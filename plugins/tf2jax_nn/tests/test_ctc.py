@@ -103,3 +103,33 @@ def test_ctc_loss_errors_name_the_problem():
             np.asarray([3], np.int32))
     with pytest.raises(ValueError, match=r"labels must be in \[0, 3\) \(class 3 is the"):
       tf2jax.convert_functional(fn, *args)(*args)
+
+
+def test_ctc_beam_search_decoder_as_models_use_it():
+  """`tf.nn.ctc_beam_search_decoder` (beam 100, 3 paths) on a batch of 4 with lengths
+  set per entry: the decoded sparse tensors and log probabilities match TF eagerly; under
+  jit the op names itself (its outputs' sizes depend on the values); NaN logits raise."""
+  rng = np.random.default_rng(7)
+  logits = (rng.normal(size=(TIME, BATCH, CLASSES)) * 3).astype(np.float32)
+  lengths = np.asarray([TIME, 7, 1, 4], np.int32)
+
+  @tf.function(autograph=False)
+  def decode(logits, lengths):
+    paths, log_prob = tf.nn.ctc_beam_search_decoder(logits, lengths, beam_width=100,
+                                                    top_paths=3)
+    return [tf.sparse.to_dense(p, default_value=-1) for p in paths], log_prob
+
+  want_paths, want_log_prob = decode(logits, lengths)
+  with jax.enable_x64(True):
+    jax_fn = tf2jax.convert_functional(decode, logits, lengths)
+    got_paths, got_log_prob = jax_fn(logits, lengths)
+    for got, want in zip(got_paths, want_paths):
+      np.testing.assert_array_equal(got, want.numpy())
+    np.testing.assert_allclose(got_log_prob, want_log_prob.numpy(), rtol=1e-5, atol=1e-5)
+    assert len({tuple(np.asarray(p[0])) for p in got_paths}) == 3  # three distinct paths
+    with pytest.raises(tf2jax.ConversionError, match="CTCBeamSearchDecoder node"):
+      jax.jit(jax_fn)(logits, lengths)
+    nan_logits = logits.copy()
+    nan_logits[2, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="batch entry 1's beam has a nan log probability"):
+      jax_fn(nan_logits, lengths)

@@ -1,4 +1,4 @@
-"""CTC: the loss (CTCLoss, CTCLossV2) and greedy decoding (CTCGreedyDecoder).
+"""CTC: the loss (CTCLoss, CTCLossV2) and decoding (CTCGreedyDecoder, CTCBeamSearchDecoder).
 
 CTCLoss (TF's CPU kernel, blank = the last class): per batch entry the labels are the
 sparse values of that row, in order; y is softmax(inputs) over classes, and the loss is
@@ -14,9 +14,25 @@ repeats of the previous step's class merged; the log probability is the sum of t
 negated maxima, accumulated in T step by step. The outputs are sparse and their size
 depends on the values: the op runs when the converted function is called without jit
 (or on graph constants) and raises a ConversionError under jit.
+
+CTCBeamSearchDecoder (TF's CPU kernel, blank = the last class) keeps a beam of label
+prefixes, each with log P(ending in a blank) and log P(ending in its last label). At each
+step the logits are normalized (log-softmax, max subtracted first), every beam entry is
+carried on (blank: its old total + the blank's score; label: its old label part, plus
+its parent's old total, or the parent's old blank part when the labels repeat, if the
+parent is in the beam) and then extended by each non-blank class in label order, visiting
+entries from the most to the least probable. A new entry joins when the beam has room or
+it beats the least probable entry, which then leaves the beam and is marked inactive (a
+later extension can bring it back as a fresh entry). The top paths are the most probable
+entries; merge_repeated drops a label equal to the one before it in the path. The
+log-sum-exp adds log1p(exp(d)) computed in float32 (for float64 too), as TF's log
+probabilities show. The outputs are sparse and value-shaped, as the greedy decoder's.
 """
 
 from __future__ import annotations
+
+import heapq
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -281,4 +297,159 @@ def ctc_greedy_decoder(node):
     longest = max((len(s) for s in sequences), default=0)
     return (np.asarray(indices, np.int64).reshape(-1, 2), np.asarray(values, np.int64),
             np.asarray([batch, longest], np.int64), log_prob)
+  return run
+
+
+class _BeamEntry:
+  """A label prefix in the beam: its parent, last label and log probabilities (total,
+  ending in a blank, ending in its label) before (`old`) and after (`new`) this step."""
+  __slots__ = ("parent", "label", "children", "old", "new")
+
+  def __init__(self, parent, label: int, log_zero):
+    self.parent, self.label, self.children = parent, label, {}
+    self.old = (log_zero,) * 3
+    self.new = (log_zero,) * 3
+
+  def labels(self, merge_repeated: bool) -> list[int]:
+    out, previous, entry = [], -1, self
+    while entry.parent is not None:
+      if not merge_repeated or entry.label != previous:
+        out.append(entry.label)
+      previous = entry.label
+      entry = entry.parent
+    return out[::-1]
+
+
+def _beam_search(node, x, beam_width: int, top_paths: int, merge_repeated: bool, batch: int):
+  """TF's beam search over x [time, classes] (one batch entry's steps): the top paths'
+  labels and log probabilities. Ties between equally probable entries are broken in
+  visiting order (TF's follow its heap's internal order)."""
+  t = x.dtype.type
+  log_zero = t(-np.inf)
+
+  def log_sum_exp(a, b):
+    if a == log_zero:
+      return b
+    if b == log_zero:
+      return a
+    hi, lo = (a, b) if a > b else (b, a)
+    return t(hi + t(np.log1p(np.exp(np.float32(lo - hi)))))
+
+  blank = x.shape[1] - 1
+  root = _BeamEntry(None, -1, log_zero)
+  root.new = (t(0), t(0), log_zero)
+  # The beam: a min-heap of (total, arrival, entry). Totals do not change while an entry
+  # is in it, and only the least probable entry ever leaves, so a heap suffices; arrival
+  # order breaks ties.
+  arrivals = itertools.count()
+  leaves = [(root.new[0], next(arrivals), root)]
+
+  def by_probability(heap):
+    return [e for _, _, e in sorted(heap, key=lambda item: (-item[0], item[1]))]
+
+  for step, row in enumerate(x):
+    scores = row - row.max()
+    scores = scores - t(np.log(np.exp(scores).sum(dtype=x.dtype)))
+    branches = by_probability(leaves)
+    leaves = []
+    for b in branches:
+      b.old = b.new
+    for b in branches:  # carry each entry on to this step
+      label_part = b.new[2]
+      if b.parent is not None:
+        if b.parent.new[0] != log_zero:
+          parent = b.parent.old
+          label_part = log_sum_exp(label_part, parent[1] if b.label == b.parent.label
+                                   else parent[0])
+        label_part = t(label_part + scores[b.label])
+      blank_part = t(b.old[0] + scores[blank])
+      b.new = (log_sum_exp(blank_part, label_part), blank_part, label_part)
+      if not np.isfinite(b.new[0]):
+        raise ValueError(
+            f"{node.op} node {node.path!r}: batch entry {batch}'s beam has a "
+            f"{b.new[0]} log probability at time step {step} (NaN or infinite logits, or "
+            "a -inf blank logit). TF's beam order then depends on its heap's internals, "
+            "which tf2jax does not reproduce; use a large negative number instead of -inf.")
+      heapq.heappush(leaves, (b.new[0], next(arrivals), b))
+
+    def joins(total):
+      return total > log_zero and (len(leaves) < beam_width or total > leaves[0][0])
+
+    for b in branches:  # extend each entry by every non-blank class, in label order
+      if not joins(b.old[0]):  # no extension can beat the least probable entry
+        continue
+      extended = scores[:blank] + b.old[0]
+      if b.label >= 0:  # a repeat of b's label follows a blank
+        extended[b.label] = scores[b.label] + b.old[1]
+      # The least probable total only grows while extending: only these can join. The
+      # children made before are visited too (TF resets those out of the beam).
+      floor = leaves[0][0] if len(leaves) == beam_width else log_zero
+      hopeful = set(np.flatnonzero(extended > floor).tolist())
+      for label in sorted(hopeful.union(b.children)):
+        child = b.children.get(label)
+        if child is not None and child.new[0] != log_zero:  # in the beam already
+          continue
+        label_part = extended[label]
+        if label in hopeful and joins(label_part):
+          if child is None:
+            child = b.children[label] = _BeamEntry(b, label, log_zero)
+          child.new = (label_part, log_zero, label_part)
+          if len(leaves) == beam_width:
+            heapq.heappop(leaves)[2].new = (log_zero,) * 3
+          heapq.heappush(leaves, (label_part, next(arrivals), child))
+        elif child is not None:  # out of the beam: not extended later in this step
+          child.old = child.new = (log_zero,) * 3
+  if top_paths > len(leaves):
+    raise ValueError(f"{node.op} node {node.path!r}: less leaves in the beam search than "
+                     f"requested: batch entry {batch} has {len(leaves)} paths, top_paths is "
+                     f"{top_paths}")
+  best = by_probability(leaves)[:top_paths]
+  return [e.labels(merge_repeated) for e in best], [e.new[0] for e in best]
+
+
+@lowering("CTCBeamSearchDecoder", attrs={"T": ("float32", "float64"), "beam_width": None,
+                                         "top_paths": None, "merge_repeated": None})
+def ctc_beam_search_decoder(node):
+  beam_width = int(node.attrs["beam_width"])
+  top_paths = int(node.attrs["top_paths"])
+  merge = bool(node.attrs.get("merge_repeated", True))
+
+  def run(inputs, sequence_length):
+    what = "the size of the decoded (sparse) outputs"
+    x = _concrete(node, inputs, "inputs", what)
+    lengths = _concrete(node, sequence_length, "sequence_length", what)
+    where = f"{node.op} node {node.path!r}"
+    if x.ndim != 3:
+      raise ValueError(f"{where}: inputs must be 3-D [max_time, batch, num_classes], got "
+                       f"shape {list(x.shape)}")
+    max_time, batch, _ = x.shape
+    if lengths.ndim != 1:
+      raise ValueError(f"{where}: sequence_length must be a vector, got shape "
+                       f"{list(lengths.shape)}")
+    if lengths.shape != (batch,):
+      raise ValueError(f"{where}: sequence_length has {lengths.shape[0]} elements, the "
+                       f"batch size is {batch}")
+    if x.size == 0:
+      raise ValueError(f"{where}: inputs must not be empty, got shape {list(x.shape)}")
+    if (lengths > max_time).any():
+      raise ValueError(f"{where}: sequence_length values must be at most {max_time} (the "
+                       f"max time), got {lengths.tolist()}")
+    if top_paths > beam_width:
+      raise ValueError(f"{where}: top_paths={top_paths} asks for more paths than the "
+                       f"beam_width={beam_width}")
+    paths = [[] for _ in range(top_paths)]
+    log_prob = np.zeros((batch, top_paths), x.dtype)
+    for b in range(batch):  # a negative length decodes no step, as TF
+      labels, scores = _beam_search(node, x[:max(int(lengths[b]), 0), b], beam_width,
+                                    top_paths, merge, b)
+      for p in range(top_paths):
+        paths[p].append(labels[p])
+      log_prob[b] = scores
+    indices, values, shapes = [], [], []
+    for rows in paths:
+      indices.append(np.asarray([(b, i) for b, row in enumerate(rows)
+                                 for i in range(len(row))], np.int64).reshape(-1, 2))
+      values.append(np.asarray([v for row in rows for v in row], np.int64))
+      shapes.append(np.asarray([batch, max(map(len, rows))], np.int64))
+    return indices + values + shapes + [log_prob]
   return run

@@ -437,6 +437,44 @@ def _ctc_greedy_example(dtype):
   return draw()
 
 
+def _ctc_beam_example(dtype):
+  """Continuous logits (from a drawn seed): TF breaks ties between equally probable
+  paths in its heap's order, which tf2jax does not reproduce. -inf logits of non-blank
+  classes now and then (a class ruled out at a step)."""
+  @st.composite
+  def draw(draw):
+    t, b, c = draw(st.integers(1, 8)), draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.normal(size=(t, b, c)) * draw(st.sampled_from([0.5, 2.0, 6.0]))
+    if c > 1 and _rarely(draw, 4):
+      x[..., :-1][rng.random((t, b, c - 1)) < 0.3] = -np.inf
+    if _rarely(draw, 12):  # empty inputs: rejected by TF
+      x = x[:0]
+      t = 0
+    # Negative lengths decode nothing; longer than max_time is rejected.
+    lo, hi = (-1 if _rarely(draw, 8) else 0), t + (1 if _rarely(draw, 12) else 0)
+    lengths = np.asarray(draw(st.lists(st.integers(lo, hi), min_size=b, max_size=b)), np.int32)
+    beam_width = draw(st.integers(1, 6))
+    # More top paths than the beam width, or than the beam holds: rejected by TF.
+    top_paths = draw(st.integers(1, beam_width + (1 if _rarely(draw, 12) else 0)))
+    return Example({"inputs": x.astype(D.np_dtype(dtype)), "sequence_length": lengths},
+                   {"beam_width": beam_width, "top_paths": top_paths,
+                    "merge_repeated": draw(st.booleans())})
+  return draw()
+
+
+def _ctc_beam_tolerance(dtype, ex):
+  """Log probabilities: float32's rtol and (4 + 4 T) float32 eps of the largest |logit|
+  absolute, for float64 too (TF's log-sum-exp rounds its log1p(exp(.)) term to float32)."""
+  del dtype
+  x = np.abs(np.asarray(ex.inputs["inputs"], np.float64))
+  x = x[np.isfinite(x)]
+  scale = 1.0 + (float(x.max()) if x.size else 0.0)
+  eps = float(D.finfo("float32").eps)
+  return Tolerance(default_tolerance("float32").rtol,
+                   (4 + 4 * np.shape(ex.inputs["inputs"])[0]) * eps * scale)
+
+
 def _ctc_loss_example(dtype):
   @st.composite
   def draw(draw):
@@ -539,7 +577,18 @@ def _ctc_specs():
           OpSpec("CTCGreedyDecoder", _ctc_greedy_example, transforms=VALUE_SHAPED,
                  notes="Sparse outputs whose size depends on the values: checked eagerly and "
                        "with every input constant; under jit the lowering raises a "
-                       "ConversionError naming the op. Coarse values (ties between classes).")]
+                       "ConversionError naming the op. Coarse values (ties between classes)."),
+          OpSpec("CTCBeamSearchDecoder", _ctc_beam_example, transforms=VALUE_SHAPED,
+                 tolerance=_ctc_beam_tolerance, notes=(
+                     "Sparse outputs whose size depends on the values, as CTCGreedyDecoder. "
+                     "Continuous logits: TF orders equally probable paths (exact ties, "
+                     "e.g. integer logits) as its heap happens to, which tf2jax does not "
+                     "reproduce (it keeps visiting order). NaN or +inf logits and -inf "
+                     "blank logits give beam entries an infinite or NaN log probability; "
+                     "TF's order then depends on its heap internals, and tf2jax raises "
+                     "(not drawn). -inf logits of other classes are drawn. Tolerance of "
+                     "the log probabilities: float32's (TF rounds part of its float64 "
+                     "log-sum-exp to float32)."))]
 
 
 def specs():
