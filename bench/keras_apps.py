@@ -5,9 +5,11 @@ tf.function(jit_compile=True), measured in the same run.
 
 Per model and batch (1 and 8, one conversion with a None batch dimension): convert time,
 first jit call (trace + compile) with the weights passed as arguments and with the weights
-baked in as constants, median jitted runs of both, median tf.function and TF-XLA runs,
-and the ratios TF / tf2jax (above 1: tf2jax is faster). Every output is checked against
-TF (max abs error relative to max |TF|); a mismatch above 1e-4 exits with status 1.
+baked in as constants, median jitted runs of both and of a third jit whose convolutions
+run on XLA's Eigen kernels (per-jit `compiler_options`, see EIGEN_CONVS), median
+tf.function and TF-XLA runs, and the ratios TF / tf2jax (above 1: tf2jax is faster).
+Every output is checked against TF (max abs error relative to max |TF|); a mismatch above
+1e-4 exits with status 1.
 """
 
 import argparse
@@ -29,6 +31,11 @@ import tf2jax  # noqa: E402
 MODELS = ("MobileNetV2", "MobileNetV3Small", "ResNet50", "EfficientNetB0", "EfficientNetV2B0",
           "DenseNet121", "InceptionV3", "Xception", "NASNetMobile", "ConvNeXtTiny", "VGG16",
           "RegNetX002")
+
+
+# Per-jit XLA options: only dots, not convolutions, go to YNNPACK (jaxlib 0.10.2's default
+# sends both), so convolutions run on Eigen as in TF-XLA. Nothing process-wide is set.
+EIGEN_CONVS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
 def build(name, size):
@@ -65,8 +72,8 @@ def main():
   print(f"input {a.size}x{a.size}x3 float32, median of {a.repeats} runs; jax {jax.__version__}"
         f", tensorflow {tf.__version__}, {os.cpu_count()} CPUs")
   print(f"{'model':<18}{'batch':>5}{'convert s':>10}{'compile s':>10}{'const s':>9}"
-        f"{'tf2jax ms':>11}{'const ms':>10}{'TF ms':>9}{'TF-XLA ms':>11}{'TF/jax':>8}"
-        f"{'XLA/jax':>9}{'rel err':>9}")
+        f"{'tf2jax ms':>11}{'const ms':>10}{'eigen ms':>10}{'TF ms':>9}{'TF-XLA ms':>11}"
+        f"{'TF/jax':>8}{'XLA/jax':>9}{'XLA/eig':>9}{'rel err':>9}")
   failed = False
   for name in a.models.split(","):
     model = build(name, a.size)
@@ -80,23 +87,28 @@ def main():
     params, np_params = jax.device_put(params), params
     as_args = jax.jit(lambda p, x: fn(p, x)[0])
     as_consts = jax.jit(lambda x: fn(np_params, x)[0])
+    eigen = jax.jit(lambda p, x: fn(p, x)[0], compiler_options=EIGEN_CONVS)
     for batch in (1, 8):
       x = np.random.default_rng(batch).uniform(0, 255, (batch, a.size, a.size, 3)).astype(
           np.float32)
       got, compile_s = timed_s(lambda: as_args(params, x).block_until_ready())
       got_c, const_s = timed_s(lambda: as_consts(x).block_until_ready())
+      got_e = eigen(params, x)
       want = forward(x).numpy()
       xla(x)
       scale = float(np.max(np.abs(want)))
-      err = max(float(np.max(np.abs(np.asarray(g) - want))) for g in (got, got_c)) / scale
+      err = max(float(np.max(np.abs(np.asarray(g) - want)))
+                for g in (got, got_c, got_e)) / scale
       failed |= not err <= 1e-4
-      t_jax, t_const, t_tf, t_xla = medians_ms(
+      t_jax, t_const, t_eigen, t_tf, t_xla = medians_ms(
           [lambda: as_args(params, x).block_until_ready(),
            lambda: as_consts(x).block_until_ready(),
+           lambda: eigen(params, x).block_until_ready(),
            lambda: forward(x).numpy(), lambda: xla(x).numpy()], a.repeats)
       print(f"{name:<18}{batch:>5}{convert_s:>10.2f}{compile_s:>10.2f}{const_s:>9.2f}"
-            f"{t_jax:>11.2f}{t_const:>10.2f}{t_tf:>9.2f}{t_xla:>11.2f}{t_tf / t_jax:>8.2f}"
-            f"{t_xla / t_jax:>9.2f}{err:>9.1e}" + ("" if err <= 1e-4 else "  MISMATCH"),
+            f"{t_jax:>11.2f}{t_const:>10.2f}{t_eigen:>10.2f}{t_tf:>9.2f}{t_xla:>11.2f}"
+            f"{t_tf / t_jax:>8.2f}{t_xla / t_jax:>9.2f}{t_xla / t_eigen:>9.2f}{err:>9.1e}"
+            + ("" if err <= 1e-4 else "  MISMATCH"),
             flush=True)
     jax.clear_caches()
   sys.exit(1 if failed else 0)
