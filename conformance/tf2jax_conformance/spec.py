@@ -71,6 +71,15 @@ def default_tolerance(dtype: str) -> Tolerance:
   return DEFAULT_TOLERANCE.get(dtype, EXACT)
 
 
+def largest_finite_abs(values) -> float:
+  """The largest |v| over the finite values (complex ones by modulus); 0.0 if none, for
+  tolerances that scale with the inputs."""
+  a = np.abs(np.asarray(values).astype(np.complex128 if np.iscomplexobj(values)
+                                       else np.float64))
+  a = a[np.isfinite(a)]
+  return float(a.max()) if a.size else 0.0
+
+
 @dataclasses.dataclass
 class Example:
   """One drawn case: the op's inputs by input-arg name and its attrs.

@@ -24,7 +24,8 @@ from tf2jax_conformance.core_specs import array_manipulation_specs as am
 from tf2jax_conformance.core_specs import linalg_specs as la
 from tf2jax_conformance.core_specs import spectral_specs as sp
 from tf2jax_conformance.core_specs.special_specs import _igamma_example, _igamma_tolerance
-from tf2jax_conformance.spec import Example, OpSpec, Tolerance, default_tolerance
+from tf2jax_conformance.spec import (Example, OpSpec, Tolerance, default_tolerance,
+                                     largest_finite_abs)
 
 _NO_GRAD = ("jit", "static", "x64", "vmap")
 _STAND_IN = ("TF no longer runs it (removed at GraphDef version {v}); its kernel is "
@@ -192,9 +193,7 @@ def _tile_grad_tolerance(dtype, ex):
   if dtype not in D.FLOAT + D.COMPLEX:
     return base
   k = math.prod(int(r) for r in ex.inputs["multiples"])
-  x = np.abs(np.asarray(ex.inputs["input"]).astype(np.complex128))
-  x = x[np.isfinite(x)]
-  scale = float(x.max()) if x.size else 0.0
+  scale = largest_finite_abs(ex.inputs["input"])
   return Tolerance(base.rtol, base.atol + (k - 1) * k * la._eps(dtype) * scale)
 
 

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from tf2jax_conformance import dtypes as D
 from tf2jax_conformance import strategies as cst
-from tf2jax_conformance.spec import Example, OpSpec, Tolerance, default_tolerance
+from tf2jax_conformance.spec import (Example, OpSpec, Tolerance, default_tolerance,
+                                     largest_finite_abs)
 
 NO_GRAD = ("jit", "static", "x64", "vmap")
 
@@ -467,9 +468,7 @@ def _ctc_beam_tolerance(dtype, ex):
   """Log probabilities: float32's rtol and (4 + 4 T) float32 eps of the largest |logit|
   absolute, for float64 too (TF's log-sum-exp rounds its log1p(exp(.)) term to float32)."""
   del dtype
-  x = np.abs(np.asarray(ex.inputs["inputs"], np.float64))
-  x = x[np.isfinite(x)]
-  scale = 1.0 + (float(x.max()) if x.size else 0.0)
+  scale = 1.0 + largest_finite_abs(ex.inputs["inputs"])
   eps = float(D.finfo("float32").eps)
   return Tolerance(default_tolerance("float32").rtol,
                    (4 + 4 * np.shape(ex.inputs["inputs"])[0]) * eps * scale)
@@ -545,9 +544,7 @@ def _ctc_tolerance(dtype, ex):
   the posterior exp(alpha + beta - log p) carries the rounding of sums over T
   log-probabilities (float32, T = 6, logits up to 60: TF and tf2jax 55 eps apart)."""
   del dtype
-  x = np.abs(np.asarray(ex.inputs["inputs"], np.float64))
-  x = x[np.isfinite(x)]
-  spread = 2 * np.shape(ex.inputs["inputs"])[0] * (float(x.max()) if x.size else 0.0)
+  spread = 2 * np.shape(ex.inputs["inputs"])[0] * largest_finite_abs(ex.inputs["inputs"])
   base = default_tolerance("float32")
   return Tolerance(base.rtol, (8 + spread) * float(D.finfo("float32").eps))
 
