@@ -1,5 +1,6 @@
 """Special-function edge points that the thorough conformance profile found, against TF:
-q just below 0 and huge x for Zeta, Polygamma's factorial, tiny a for Igamma."""
+q just below 0 and huge x for Zeta, Polygamma's factorial, tiny a for Igamma, tiny x for
+J1, and float16 Bessel gradients that overflow."""
 
 import jax
 import numpy as np
@@ -72,3 +73,33 @@ def test_igamma_for_huge_a_where_xla_is_nan(op):
   a = np.array([3.564744e37, 3e38, 3.4e38, 1e30, 3e38], np.float32)
   x = np.array([7.129488e37, 3.4e38, 3e38, 3e30, 0.0], np.float32)
   check(op, a, x, rtol=1e-6)
+
+
+def test_bessel_j1_where_tf_flushes_tiny_x_to_zero():
+  # TF's J1 is 0 below |x| = 3.45e-37 (float32) and 3.2e-305 (float64), so its gradient
+  # j0 - y / x is 1 there, not 1/2; just above, both are TF's ordinary values.
+  for dtype, edge in [(np.float32, "0x1.d5d2b4p-122"), (np.float64, "0x1.694fdcf69cfdap-1012")]:
+    edge = dtype(float.fromhex(edge))
+    x = np.array([edge, np.nextafter(edge, dtype(0)), -edge / 2, 1e-300 * (dtype == np.float64),
+                  0.5], dtype)
+    with jax.enable_x64(dtype == np.float64):
+      check(tf.math.special.bessel_j1, x, rtol=1e-6, grad=True)
+
+
+@pytest.mark.parametrize("op", [tf.math.special.bessel_i0, tf.math.special.bessel_k1,
+                                tf.math.special.bessel_k1e, tf.math.special.bessel_y1])
+def test_float16_bessel_gradients_are_taken_in_float16(op):
+  # TF's gradient ops run in float16: a derivative beyond its range is inf, so a zero
+  # cotangent gives NaN and a unit one inf (I0 at 14, K1 and Y1 near 0).
+  x = np.array([14.0, 0.003906, 0.001953, 1.5], np.float16)
+  fn = tf2jax.convert_functional(tf.function(op), x)
+  for cotangent in (np.zeros_like(x), np.ones_like(x)):
+    with tf.GradientTape() as tape:
+      xt = tf.constant(x)
+      tape.watch(xt)
+      y = op(xt)
+    want = tape.gradient(y, xt, output_gradients=tf.constant(cotangent)).numpy()
+    got = np.asarray(jax.vjp(fn, x)[1](cotangent)[0])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    # TF rounds each step of its formula to float16 (K1e's cancels at 14: 1.5% apart).
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=5e-4)

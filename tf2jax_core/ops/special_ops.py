@@ -45,17 +45,20 @@ def _register(op: str, types, np_fn, jnp_fn) -> None:
     def run(*xs):
       if is_static(*xs):
         return _np_up(np_fn, *xs)
-      return _in_f32(jnp_fn)(*jnp.broadcast_arrays(*xs))
+      return jnp_fn(*jnp.broadcast_arrays(*xs))
     return run
   LOWERINGS.append(build)
 
 
 def _with_grad(forward, derivatives):
   """`forward(*xs)` whose JVP is sum(t_i * d_i(*xs, y)) (TF's gradient formulas); an
-  entry of None in `derivatives` is an input TF gives no gradient (treated as 0)."""
+  entry of None in `derivatives` is an input TF gives no gradient (treated as 0).
+  Half precision: the value and each derivative are computed in float32 and rounded
+  once, and the products are taken in the input dtype, as TF's gradient ops run in it
+  (a derivative beyond float16's range is inf there, so a zero cotangent gives NaN)."""
   @jax.custom_jvp
   def f(*xs):
-    return forward(*xs)
+    return _in_f32(forward)(*xs)
 
   @f.defjvp
   def f_jvp(primals, tangents):
@@ -63,7 +66,7 @@ def _with_grad(forward, derivatives):
     out = jnp.zeros_like(y)
     for d, t in zip(derivatives, tangents):
       if d is not None:
-        out = out + t * d(*primals, y)
+        out = out + t * _in_f32(d)(*primals, y)
     return y, out.astype(y.dtype)
   return f
 
@@ -392,6 +395,12 @@ def _jy(order):
 _JY0, _JY1 = _jy(0), _jy(1)
 
 
+# TF's J1 kernels give 0 below these |x| (an intermediate flushed to zero), so its
+# gradient there, j0 - y / x, is 1 (found by bisecting TF's float32 and float64 outputs).
+_J1_ZERO_BELOW = {np.dtype(np.float32): float.fromhex("0x1.d5d2b4p-122"),
+                  np.dtype(np.float64): float.fromhex("0x1.694fdcf69cfdap-1012")}
+
+
 def _bessel_jy(order, kind):
   small_j, small_y, p, xq, m, xphi, shift = _JY0 if order == 0 else _JY1
 
@@ -424,7 +433,10 @@ def _bessel_jy(order, kind):
                     small(jnp.where(big, jnp.ones_like(a), a)))
     out = jnp.where(jnp.isinf(x), jnp.full_like(x, jnp.nan), out)  # NaN at +-inf, as TF
     if kind == "j":
-      return out if order == 0 else jnp.where(x < 0, -out, out)
+      if order == 0:
+        return out
+      out = jnp.where(a < _J1_ZERO_BELOW[np.dtype(x.dtype)], jnp.zeros_like(out), out)
+      return jnp.where(x < 0, -out, out)
     # Y: -inf at and below 0, as TF; TF's float32 Y1(0) is NaN (0 * log(0) - 1/0).
     out = jnp.where(x <= 0, jnp.full_like(x, -jnp.inf), out)
     if order == 1 and x.dtype == jnp.float32:
@@ -441,6 +453,12 @@ def _np_j(fn):
   return lambda x: np.where(np.isinf(x), np.nan, fn(x))
 
 
+def _np_j1(x):
+  out = _np_j(sps.j1)(x)
+  below = _J1_ZERO_BELOW.get(np.dtype(x.dtype))
+  return out if below is None else np.where(np.abs(x) < below, 0 * out, out)
+
+
 def _np_y(fn):
   return lambda x: np.where(x <= 0, -np.inf, _np_j(fn)(x))
 
@@ -448,7 +466,7 @@ def _np_y(fn):
 for _op, _np_fn, _jnp_fn, _d in [
     # TF's gradients: J0 -j1, J1 j0 - y / x (1/2 at 0), Y0 -y1, Y1 y0 - y / x.
     ("BesselJ0", _np_j(sps.j0), _j0, lambda x, y: -_j1(x)),
-    ("BesselJ1", _np_j(sps.j1), _j1,
+    ("BesselJ1", _np_j1, _j1,
      lambda x, y: jnp.where(x == 0, jnp.full_like(x, 0.5), _j0(x) - y / x)),
     ("BesselY0", _np_y(sps.y0), _y0, lambda x, y: -_y1(x)),
     ("BesselY1", lambda x: np.where((x == 0) & (x.dtype == np.float32), np.nan,
