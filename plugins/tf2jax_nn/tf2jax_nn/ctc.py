@@ -251,6 +251,36 @@ def _ctc_loss_lowering(node, blank_first: bool):
   return run
 
 
+def _decoder_inputs(node, inputs, sequence_length):
+  """The decoders' inputs as NumPy values, with TF's checks (lengths up to max_time)."""
+  what = "the size of the decoded (sparse) outputs"
+  x = _concrete(node, inputs, "inputs", what)
+  lengths = _concrete(node, sequence_length, "sequence_length", what)
+  where = f"{node.op} node {node.path!r}"
+  if x.ndim != 3:
+    raise ValueError(f"{where}: inputs must be 3-D [max_time, batch, num_classes], got "
+                     f"shape {list(x.shape)}")
+  max_time, batch, _ = x.shape
+  if lengths.shape != (batch,):
+    raise ValueError(f"{where}: sequence_length must be a vector of {batch} elements (the "
+                     f"batch size), got shape {list(lengths.shape)}")
+  if x.size == 0:
+    raise ValueError(f"{where}: inputs must not be empty, got shape {list(x.shape)}")
+  if (lengths > max_time).any():
+    raise ValueError(f"{where}: sequence_length values must be at most {max_time} (the "
+                     f"max time), got {lengths.tolist()}")
+  return x, lengths
+
+
+def _sparse_paths(sequences):
+  """One decoded path per batch entry as TF's sparse (indices, values, dense shape)."""
+  indices = [(b, i) for b, seq in enumerate(sequences) for i in range(len(seq))]
+  values = [v for seq in sequences for v in seq]
+  longest = max((len(seq) for seq in sequences), default=0)
+  return (np.asarray(indices, np.int64).reshape(-1, 2), np.asarray(values, np.int64),
+          np.asarray([len(sequences), longest], np.int64))
+
+
 @lowering("CTCGreedyDecoder", attrs={"T": ("float32", "float64"), "merge_repeated": None,
                                      "blank_index": None})
 def ctc_greedy_decoder(node):
@@ -258,23 +288,15 @@ def ctc_greedy_decoder(node):
   blank_attr = int(node.attrs.get("blank_index", -1))
 
   def run(inputs, sequence_length):
-    what = "the size of the decoded (sparse) output"
-    x = _concrete(node, inputs, "inputs", what)
-    lengths = _concrete(node, sequence_length, "sequence_length", what)
-    if x.ndim != 3:
-      raise ValueError(f"inputs must be 3-D, got shape {list(x.shape)}")
+    x, lengths = _decoder_inputs(node, inputs, sequence_length)
     max_time, batch, classes = x.shape
-    if lengths.shape != (batch,):
-      raise ValueError(f"sequence_length must be a vector of {batch} elements, got shape "
-                       f"{list(lengths.shape)}")
-    if x.size == 0:
-      raise ValueError(f"inputs must not be empty, got shape {list(x.shape)}")
     if not -classes <= blank_attr < classes:
       raise ValueError(f"blank_index expected to be between {-classes} and {classes - 1} "
                        f"but was {blank_attr}")
     blank = blank_attr % classes  # negative: counted from the last class
-    if lengths.size and (lengths.max() > max_time or lengths.min() < 0):
-      raise ValueError(f"sequence_length values must be in [0, {max_time}]")
+    if lengths.size and lengths.min() < 0:
+      raise ValueError(f"{node.op} node {node.path!r}: sequence_length values must be in "
+                       f"[0, {max_time}], got {lengths.tolist()}")
     t = x.dtype.type
     log_prob = np.zeros((batch, 1), x.dtype)
     sequences = []
@@ -292,11 +314,7 @@ def ctc_greedy_decoder(node):
         prev = best
       log_prob[b, 0] = total
       sequences.append(seq)
-    indices = [(b, i) for b, seq in enumerate(sequences) for i in range(len(seq))]
-    values = [v for seq in sequences for v in seq]
-    longest = max((len(s) for s in sequences), default=0)
-    return (np.asarray(indices, np.int64).reshape(-1, 2), np.asarray(values, np.int64),
-            np.asarray([batch, longest], np.int64), log_prob)
+    return _sparse_paths(sequences) + (log_prob,)
   return run
 
 
@@ -415,27 +433,10 @@ def ctc_beam_search_decoder(node):
   merge = bool(node.attrs.get("merge_repeated", True))
 
   def run(inputs, sequence_length):
-    what = "the size of the decoded (sparse) outputs"
-    x = _concrete(node, inputs, "inputs", what)
-    lengths = _concrete(node, sequence_length, "sequence_length", what)
-    where = f"{node.op} node {node.path!r}"
-    if x.ndim != 3:
-      raise ValueError(f"{where}: inputs must be 3-D [max_time, batch, num_classes], got "
-                       f"shape {list(x.shape)}")
-    max_time, batch, _ = x.shape
-    if lengths.ndim != 1:
-      raise ValueError(f"{where}: sequence_length must be a vector, got shape "
-                       f"{list(lengths.shape)}")
-    if lengths.shape != (batch,):
-      raise ValueError(f"{where}: sequence_length has {lengths.shape[0]} elements, the "
-                       f"batch size is {batch}")
-    if x.size == 0:
-      raise ValueError(f"{where}: inputs must not be empty, got shape {list(x.shape)}")
-    if (lengths > max_time).any():
-      raise ValueError(f"{where}: sequence_length values must be at most {max_time} (the "
-                       f"max time), got {lengths.tolist()}")
+    x, lengths = _decoder_inputs(node, inputs, sequence_length)
+    batch = x.shape[1]
     if top_paths > beam_width:
-      raise ValueError(f"{where}: top_paths={top_paths} asks for more paths than the "
+      raise ValueError(f"{node.op} node {node.path!r}: top_paths={top_paths} asks for more paths than the "
                        f"beam_width={beam_width}")
     paths = [[] for _ in range(top_paths)]
     log_prob = np.zeros((batch, top_paths), x.dtype)
@@ -445,11 +446,6 @@ def ctc_beam_search_decoder(node):
       for p in range(top_paths):
         paths[p].append(labels[p])
       log_prob[b] = scores
-    indices, values, shapes = [], [], []
-    for rows in paths:
-      indices.append(np.asarray([(b, i) for b, row in enumerate(rows)
-                                 for i in range(len(row))], np.int64).reshape(-1, 2))
-      values.append(np.asarray([v for row in rows for v in row], np.int64))
-      shapes.append(np.asarray([batch, max(map(len, rows))], np.int64))
-    return indices + values + shapes + [log_prob]
+    indices, values, shapes = zip(*(_sparse_paths(rows) for rows in paths))
+    return list(indices) + list(values) + list(shapes) + [log_prob]
   return run
