@@ -338,20 +338,23 @@ def _i1e_dx(x, y):
   return jnp.where(x == 0, jnp.full_like(x, 0.5), jss.i0e(x) - y * (jnp.sign(x) + 1 / x))
 
 
-for _op, _np_fn, _jnp_fn, _d in [
+def _register_unary(types, rows) -> None:
+  """Registers each (op, NumPy function, JAX function, derivative d(x, y)) row."""
+  for op, np_fn, jnp_fn, d in rows:
+    _register(op, types, np_fn, _with_grad(jnp_fn, (d,)))
+
+
+_register_unary(_F16_32_64, [
     ("BesselI0", sps.i0, jss.i0, lambda x, y: jss.i1(x)),
     ("BesselI0e", sps.i0e, jss.i0e, lambda x, y: jss.i1e(x) - jnp.sign(x) * y),
     ("BesselI1", sps.i1, jss.i1, _i1_dx),
     ("BesselI1e", sps.i1e, jss.i1e, _i1e_dx),
     # TF's gradients: K0 -k1, K0e y - k1e, K1 -k0 - y / x, K1e y (1 - 1 / x) - k0e.
-    ("BesselK0", sps.k0, _k0, lambda x, y: -_k1(x)),
-    ("BesselK0e", sps.k0e, _k0e, lambda x, y: y - _k1e(x)),
-    ("BesselK1", sps.k1, _k1, lambda x, y: -_k0(x) - y / x),
-    ("BesselK1e", sps.k1e, _k1e, lambda x, y: y * (1 - 1 / x) - _k0e(x)),
-]:
-  _register(_op, _F16_32_64,
-            _np_fn if _op.startswith("BesselI") else _np_k(_np_fn, int(_op[7])),
-            _with_grad(_jnp_fn, (_d,)))
+    ("BesselK0", _np_k(sps.k0, 0), _k0, lambda x, y: -_k1(x)),
+    ("BesselK0e", _np_k(sps.k0e, 0), _k0e, lambda x, y: y - _k1e(x)),
+    ("BesselK1", _np_k(sps.k1, 1), _k1, lambda x, y: -_k0(x) - y / x),
+    ("BesselK1e", _np_k(sps.k1e, 1), _k1e, lambda x, y: y * (1 - 1 / x) - _k0e(x)),
+])
 
 
 # Bessel functions J0, J1, Y0, Y1 -------------------------------------------------------
@@ -463,7 +466,7 @@ def _np_y(fn):
   return lambda x: np.where(x <= 0, -np.inf, _np_j(fn)(x))
 
 
-for _op, _np_fn, _jnp_fn, _d in [
+_register_unary(_F16_32_64, [
     # TF's gradients: J0 -j1, J1 j0 - y / x (1/2 at 0), Y0 -y1, Y1 y0 - y / x.
     ("BesselJ0", _np_j(sps.j0), _j0, lambda x, y: -_j1(x)),
     ("BesselJ1", _np_j1, _j1,
@@ -471,8 +474,7 @@ for _op, _np_fn, _jnp_fn, _d in [
     ("BesselY0", _np_y(sps.y0), _y0, lambda x, y: -_y1(x)),
     ("BesselY1", lambda x: np.where((x == 0) & (x.dtype == np.float32), np.nan,
                                     _np_y(sps.y1)(x)), _y1, lambda x, y: _y0(x) - y / x),
-]:
-  _register(_op, _F16_32_64, _np_fn, _with_grad(_jnp_fn, (_d,)))
+])
 
 
 # Dawson's integral, exponential integral, Fresnel integrals, Spence's function ------------
@@ -513,7 +515,7 @@ def _half_pi_x2(x):
   return (np.pi / 2) * jnp.square(x)
 
 
-for _op, _np_fn, _jnp_fn, _d in [
+_register_unary(_F32_64, [
     # TF's gradients: Dawsn 1 - 2 x y, Expint exp(x) / x, FresnelCos cos(pi/2 x^2),
     # FresnelSin sin(pi/2 x^2), Spence log(x) / (1 - x) (-1 at 1).
     ("Dawsn", sps.dawsn, jss.dawsn, lambda x, y: 1 - 2 * x * y),
@@ -524,5 +526,4 @@ for _op, _np_fn, _jnp_fn, _d in [
     ("FresnelSin", _np_fresnel(0), _fresnel(0), lambda x, y: jnp.sin(_half_pi_x2(x))),
     ("Spence", lambda x: np.where(_np_flushes_1_over(x), np.nan, sps.spence(x)), jss.spence,
      _spence_dx),
-]:
-  _register(_op, _F32_64, _np_fn, _with_grad(_jnp_fn, (_d,)))
+])
