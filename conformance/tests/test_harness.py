@@ -1,6 +1,9 @@
 """Unit tests of the harness's parts: comparison, strategies, spec checks, profiles."""
 
+import json
 import math
+import subprocess
+import sys
 
 import ml_dtypes
 import numpy as np
@@ -141,6 +144,22 @@ def test_profiles(monkeypatch):
   monkeypatch.setenv(profiles.PROFILE_ENV, "nope")
   with pytest.raises(ValueError, match="thorough"):
     profiles.settings()
+
+
+def test_compile_cache_keeps_programs_for_the_next_run(tmp_path):
+  # A fresh process (the cache is process-wide), jax imported before it is switched on.
+  script = ("import sys, jax, jax.numpy as jnp\n"
+            "from tf2jax_conformance import profiles\n"
+            "profiles.use_compile_cache(sys.argv[1])\n"
+            "print(jax.jit(lambda x: jnp.sin(x) * 3)(jnp.arange(5.0)).tolist())\n")
+  run = lambda: subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True,
+                               capture_output=True, text=True).stdout
+  first = run()
+  files = lambda: {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+  cached = files()
+  assert cached and run() == first
+  np.testing.assert_allclose(json.loads(first), np.sin(np.arange(5.0)) * 3, rtol=1e-6)
+  assert files() == cached  # loaded, not compiled and written again
 
 
 def test_a_spec_tf_always_rejects_fails():

@@ -7,6 +7,10 @@ dtypes of each spec run).
   report are generated from (the report command's default).
 - `thorough`: 200 random examples per case on every dtype, failures kept.
 
+`thorough` also keeps JAX's persistent compilation cache in `COMPILE_CACHE_DIR`: its
+examples repeat shapes, and an XLA program seen before then loads instead of compiling
+again (XLA compiles are most of an example's time).
+
 The profile comes from (first found): the `profile` argument, the pytest option
 `--conformance-profile`, the environment variable TF2JAX_CONFORMANCE_PROFILE, else
 `ci`. TF2JAX_CONFORMANCE_MAX_EXAMPLES (or `--conformance-max-examples`) overrides the
@@ -17,6 +21,7 @@ number of examples per case. The profiles are also registered with hypothesis as
 from __future__ import annotations
 
 import os
+import sys
 
 from hypothesis import HealthCheck, settings as hyp_settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -45,6 +50,23 @@ DESCRIPTIONS = {
 
 for _name, _kwargs in PROFILES.items():
   hyp_settings.register_profile(f"tf2jax-{_name}", **_kwargs)
+
+
+# Next to the example database; both are this checkout's state of the thorough runs.
+COMPILE_CACHE_DIR = os.path.join(".hypothesis", "tf2jax-xla-cache")
+
+
+def use_compile_cache(path: str) -> None:
+  """JAX's persistent compilation cache at `path`, every program cached, in this process
+  and in the processes it starts."""
+  values = {"jax_compilation_cache_dir": path,
+            "jax_persistent_cache_min_compile_time_secs": 0.0,
+            "jax_persistent_cache_min_entry_size_bytes": -1}
+  os.environ.update({k.upper(): str(v) for k, v in values.items()})
+  if "jax" in sys.modules:  # the variables are read when jax is imported
+    import jax
+    for k, v in values.items():
+      jax.config.update(k, v)
 
 
 def profile_name(profile: str | None = None) -> str:

@@ -26,6 +26,8 @@ def pytest_configure(config):
   max_examples = config.getoption("--conformance-max-examples", default=None)
   if max_examples:
     os.environ[profiles.MAX_EXAMPLES_ENV] = str(max_examples)
+  if profiles.profile_name() == "thorough":
+    profiles.use_compile_cache(profiles.COMPILE_CACHE_DIR)
 
 
 def pytest_report_header(config):

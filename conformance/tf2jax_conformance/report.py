@@ -287,6 +287,9 @@ def main(argv=None) -> int:
                       help="run nothing: merge these conformance.json files (each op from "
                       "the last one that ran it) into --out and --supported-ops")
   parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+  parser.add_argument("--compile-cache", metavar="DIR", default=None,
+                      help="keep compiled XLA programs in DIR between examples and runs "
+                      f"(default for thorough: {profiles.COMPILE_CACHE_DIR}; 'none': off)")
   args = parser.parse_args(argv)
   if args.merge:
     reports = []
@@ -309,6 +312,9 @@ def main(argv=None) -> int:
   except ValueError as e:
     parser.error(str(e))
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  cache = args.compile_cache or (profiles.COMPILE_CACHE_DIR if name == "thorough" else "none")
+  if cache != "none":
+    profiles.use_compile_cache(cache)
   from tf2jax_conformance import collect
   from tf2jax_conformance.runner import run_cases, run_cases_parallel
   cases = collect.cases(provider=args.provider, ops=args.op,
