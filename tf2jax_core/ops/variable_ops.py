@@ -70,8 +70,34 @@ def destroy_resource(node):
                                    "dtype": None, "Tindices": _IDX}, needs_context=True)
 def resource_gather(node):
   b = node.attrs.get("batch_dims", 0)
-  return lambda ctx, handle, indices: A._gather(
-      read_ref(ctx, node, _ref(node, handle)), indices, b, b)
+  return lambda ctx, handle, indices: _batched_gather(
+      read_ref(ctx, node, _ref(node, handle)), indices, b)
+
+
+def _batched_gather(params, indices, b: int):
+  """TF's ResourceGather: with batch_dims b > 0 its kernel offsets each batch's indices
+  into params with the first b + 1 dims flattened and checks them against that size, so
+  an index outside [0, dim) reads a neighbouring batch's row while the flat index stays
+  inside (GatherV2 raises instead)."""
+  pshape, ishape = A._shape(params), A._shape(indices)
+  if b < 0:
+    b += len(ishape)
+  if b <= 0 or len(pshape) <= b or pshape[:b] != ishape[:b]:
+    return A._gather(params, indices, b, b)  # plain gather, or its shape errors
+  lead, n = math.prod(pshape[:b]), pshape[b]
+  offsets = (np.arange(lead) * n).reshape(pshape[:b] + (1,) * (len(ishape) - b))
+  known = A._known(indices)
+  if known is not None:
+    flat = known.astype(np.int64) + offsets
+    bad = np.argwhere((flat < 0) | (flat >= lead * n))
+    if bad.size:
+      pos = tuple(int(i) for i in bad[0])
+      raise ValueError(f"indices[{','.join(map(str, pos))}] = {int(flat[pos])} is not in "
+                       f"[0, {n})")
+    indices = flat
+  else:
+    indices = jnp.asarray(indices) + offsets.astype(indices.dtype)
+  return A._gather(params.reshape((lead * n,) + pshape[b + 1:]), indices, 0, 0)
 
 
 @lowering("ResourceGatherNd", attrs={"dtype": None, "Tindices": _IDX}, needs_context=True)
@@ -162,6 +188,10 @@ def _scatter_rows(node, kind: str, var, indices, updates, zero_check: bool = Tru
   known = A._known(indices)
   flat = (known if known is not None else jnp.asarray(indices)).reshape(n)
   updates = jnp.broadcast_to(updates, want).reshape((n,) + shape[1:])
+  if kind == "div" and jnp.issubdtype(updates.dtype, jnp.inexact):
+    # XLA turns a division by a broadcast value into a multiplication by its reciprocal
+    # (an ulp off; 0 when the reciprocal is subnormal): the barrier hides the broadcast.
+    updates = lax.optimization_barrier(updates)
   if kind in ("mul", "div"):
     return _sequential(kind, var, jnp.asarray(flat), updates)
   return _scatter_nd(node, kind, var, flat.reshape(n, 1), updates)

@@ -342,7 +342,10 @@ def specs() -> list[OpSpec]:
       OpSpec("DestroyResourceOp", variable_example, dtype_attr=None, dtypes=("float32",),
              build=_destroy_body, notes="A no-op in the conversion.", **_VAR),
       OpSpec("ResourceGather", resource_gather_example, dtype_attr="dtype",
-             build=_gather_body("ResourceGather"), notes="batch_dims 0 or 1.", **_VAR),
+             build=_gather_body("ResourceGather"), notes=(
+                 "batch_dims 0 or 1. With batch_dims, an index outside [0, dim) reads a "
+                 "neighbouring batch's row while the flat index is in range, as TF's "
+                 "kernel does."), **_VAR),
       OpSpec("ResourceGatherNd", resource_gather_nd_example, dtype_attr="dtype",
              build=_gather_body("ResourceGatherNd"), **_VAR),
       OpSpec("ResourceStridedSliceAssign", _strided_example, build=_strided_body,
