@@ -111,8 +111,9 @@ def _no_grad(value):
   return value if is_static(value) else lax.stop_gradient(value)
 
 
-def _check_range(known, upper, what: str, lower: int = 0) -> None:
-  """Raises like TF when a known index is outside [lower, upper)."""
+def _check_range(known, upper, what: str, lower: int = 0, shown_upper=None) -> None:
+  """Raises like TF when a known index is outside [lower, upper) (the message shows
+  `shown_upper` instead of `upper` when given, as kernels checking flat indices do)."""
   if known is None or known.size == 0:
     return
   bad = (known < lower) | (known >= upper)
@@ -120,7 +121,8 @@ def _check_range(known, upper, what: str, lower: int = 0) -> None:
     pos = tuple(int(i) for i in np.argwhere(bad)[0])
     value = known[pos] if pos else known
     where = ",".join(str(p) for p in pos)
-    raise ValueError(f"{what}[{where}] = {int(value)} is not in [{lower}, {upper})")
+    shown = upper if shown_upper is None else shown_upper
+    raise ValueError(f"{what}[{where}] = {int(value)} is not in [{lower}, {shown})")
 
 
 def _index_for_jnp(idx, bound: int):

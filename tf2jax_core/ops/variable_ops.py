@@ -88,13 +88,8 @@ def _batched_gather(params, indices, b: int):
   offsets = (np.arange(lead) * n).reshape(pshape[:b] + (1,) * (len(ishape) - b))
   known = A._known(indices)
   if known is not None:
-    flat = known.astype(np.int64) + offsets
-    bad = np.argwhere((flat < 0) | (flat >= lead * n))
-    if bad.size:
-      pos = tuple(int(i) for i in bad[0])
-      raise ValueError(f"indices[{','.join(map(str, pos))}] = {int(flat[pos])} is not in "
-                       f"[0, {n})")
-    indices = flat
+    indices = known.astype(np.int64) + offsets
+    A._check_range(indices, lead * n, "indices", shown_upper=n)
   else:
     indices = jnp.asarray(indices) + offsets.astype(indices.dtype)
   return A._gather(params.reshape((lead * n,) + pshape[b + 1:]), indices, 0, 0)
