@@ -439,14 +439,47 @@ LOWERINGS.append(atan2)
 
 # Trigonometric, hyperbolic and special functions --------------------------------------
 
+def _with_unary_grad(forward, derivative):
+  """`forward(x)` whose JVP is `t * derivative(x, y)` (TF's gradient formula)."""
+  @jax.custom_jvp
+  def f(x):
+    return forward(x)
+
+  @f.defjvp
+  def f_jvp(primals, tangents):
+    y = f(primals[0])
+    return y, (tangents[0] * derivative(primals[0], y)).astype(y.dtype)
+  return f
+
+
+def _rounded_square(x):
+  """x * x, rounded before it is used. Under jit XLA:CPU lets LLVM fuse `1 - x * x` into
+  one FMA, with the product unrounded (Acos'(0.99999) in float32 came out 37 ulps off
+  TF's); the select keeps the product a value of its own."""
+  return jnp.where(jnp.isnan(x), x, x * x)
+
+
+def _tf_reciprocal_grad(forward, den):
+  """Real `forward` with TF's gradient `g * reciprocal(den(x))`; the barrier stops XLA
+  rewriting 1 / sqrt into the less exact rsqrt. Complex inputs keep JAX's gradient."""
+  real = _with_unary_grad(forward, lambda x, y: 1 / jax.lax.optimization_barrier(den(x)))
+  return lambda x: forward(x) if jnp.iscomplexobj(x) else real(x)
+
+
+# TF's gradients: Asin 1 / sqrt(1 - x**2), Acos its negation, Atan 1 / (1 + x**2),
+# Atanh 1 / (1 - x**2).
+_asin = _tf_reciprocal_grad(jnp.arcsin, lambda x: jnp.sqrt(1 - _rounded_square(x)))
+_acos = _tf_reciprocal_grad(jnp.arccos, lambda x: -jnp.sqrt(1 - _rounded_square(x)))
+_atan = _tf_reciprocal_grad(jnp.arctan, lambda x: 1 + _rounded_square(x))
+_atanh = _tf_reciprocal_grad(jnp.arctanh, lambda x: 1 - _rounded_square(x))
+
+
 for _op, _np_fn, _jnp_fn in [
-    ("Tan", np.tan, jnp.tan), ("Asin", np.arcsin, jnp.arcsin),
-    ("Acos", np.arccos, jnp.arccos), ("Atan", np.arctan, jnp.arctan),
-    ("Asinh", np.arcsinh, jnp.arcsinh),
-    ("Atanh", np.arctanh, jnp.arctanh), ("Expm1", np.expm1, jnp.expm1),
+    ("Tan", np.tan, jnp.tan), ("Asin", np.arcsin, _asin), ("Acos", np.arccos, _acos),
+    ("Atan", np.arctan, _atan), ("Asinh", np.arcsinh, jnp.arcsinh),
+    ("Atanh", np.arctanh, _atanh), ("Expm1", np.expm1, jnp.expm1),
     ("Log1p", np.log1p, jnp.log1p)]:
   _unary(_op, FLOAT + COMPLEX, _np_fn, _jnp_fn)
-
 
 
 def _sinh_cosh(real_fn):
@@ -478,17 +511,6 @@ _acosh.defjvp(lambda p, t: (_acosh(p[0]), t[0] / _sinh_cosh(jnp.sinh)(_acosh(p[0
 _unary("Acosh", FLOAT + COMPLEX, np.arccosh, _acosh)
 _unary("Erf", FLOAT, sps.erf, jax.lax.erf)
 _unary("Erfc", FLOAT, sps.erfc, jax.lax.erfc)
-def _with_unary_grad(forward, derivative):
-  """`forward(x)` whose JVP is `t * derivative(x, y)` (TF's gradient formula)."""
-  @jax.custom_jvp
-  def f(x):
-    return forward(x)
-
-  @f.defjvp
-  def f_jvp(primals, tangents):
-    y = f(primals[0])
-    return y, (tangents[0] * derivative(primals[0], y)).astype(y.dtype)
-  return f
 
 
 # TF's gradients: Erfinv g * sqrt(pi) / 2 * exp(y**2), Ndtri g * sqrt(2 pi) * exp(y**2 / 2)
