@@ -348,7 +348,9 @@ def _sparse_dense_cwise(node):
                        f"sp_indices[{i}] is 0")
     if jnp.issubdtype(values.dtype, jnp.integer):
       return _trunc_div(values, d) if m is np else lax.div(values, d)
-    return values / d
+    # A 1-element dense becomes a broadcast, which XLA would turn into a multiplication by
+    # its reciprocal (0 for 2 / 2**127 in float32): the barrier hides it.
+    return values / (d if m is np else lax.optimization_barrier(d))
   return run
 
 
