@@ -1,4 +1,4 @@
-"""Max/Min/Prod/All/Any, ArgMax/ArgMin and logic ops against TF, NaN and empty included."""
+"""Max/Min/Prod/All/Any, Mean, ArgMax/ArgMin and logic ops against TF, NaN and empty included."""
 
 import jax
 import numpy as np
@@ -74,3 +74,24 @@ def test_all_any_and_logic():
   g = np.array([1.0, NAN, 0.0, 3.0], np.float32)
   check(lambda x, y: tf.equal(x, y), f, g)
   check(lambda x, y: tf.not_equal(x, y), f, g)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint16, np.int32, np.uint32])
+def test_integer_mean_sums_wide_and_truncates(dtype):
+  # TF sums in 64 bits and truncates toward zero; without x64 tf2jax sums in two uint32
+  # words. 100,003 elements near the dtype's ends overflow any 32-bit sum.
+  info = np.iinfo(dtype)
+  rng = np.random.default_rng(0)
+  x = np.stack([rng.integers(info.max - 3, info.max, 100_003, dtype, endpoint=True),
+                rng.integers(info.min, info.min + 3, 100_003, dtype, endpoint=True),
+                rng.integers(info.min, info.max, 100_003, dtype, endpoint=True)])
+  check(lambda x: tf.reduce_mean(x, axis=1), x)
+  check(lambda x: tf.reduce_mean(x, axis=0), np.array([[-7, 2], [2, 0], [0, 1]], np.int32)
+        if dtype == np.int32 else x[:, :2])
+
+
+def test_float_mean_divides_by_the_count():
+  # XLA turns sum / 3 into sum * (1 / 3): an ulp off for about a third of these.
+  x = np.random.default_rng(1).uniform(-10, 10, (3, 400)).astype(np.float32)
+  check(lambda x: tf.reduce_mean(x, axis=0), x)
+  check(lambda x: tf.math.segment_mean(x, tf.constant([0, 0, 0])), x)

@@ -238,6 +238,67 @@ def _reduction(op: str, name: str, types) -> None:
   LOWERINGS.append(build)
 
 
+def _jnp_mean(x, axis, keepdims, dtype=None):
+  """The sum divided by the count, as TF's kernel does; XLA would multiply by 1 / count
+  (an ulp off for a third of float32 means of 3), unless the count is hidden."""
+  total = jnp.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
+  count = jnp.full(total.shape, np.prod([np.shape(x)[a] for a in axis]), total.dtype)
+  return total / jax.lax.optimization_barrier(count)
+
+
+def _int_mean(m, x, axes, keep):
+  """TF's integer Mean: the sum (in 64 bits, so only int64/uint64 sums wrap) divided by
+  the count, truncated toward zero; 0 over no elements."""
+  n = int(np.prod([np.shape(x)[a] for a in axes]))
+  shape = tuple(1 if a in axes else d for a, d in enumerate(np.shape(x))) if keep else \
+      tuple(d for a, d in enumerate(np.shape(x)) if a not in axes)
+  if n == 0:
+    return m.zeros(shape, x.dtype)
+  signed = np.issubdtype(x.dtype, np.signedinteger)
+  if m is np or jax.dtypes.canonicalize_dtype(np.int64) == np.dtype(np.int64):
+    total = m.sum(x.astype(np.int64 if signed else np.uint64), axis=axes, keepdims=keep)
+    if m is np:
+      q = total // n
+      q = q + ((total < 0) & (q * n != total))  # floor to truncation
+    else:
+      q = jax.lax.div(total, jnp.asarray(n, total.dtype))
+    return q.astype(x.dtype)
+  return _int_mean_32(x, axes, n, signed).reshape(shape)
+
+
+def _int_mean_32(x, axes, n: int, signed: bool):
+  """_int_mean of an 8- to 32-bit x without 64-bit types (x64 off): the sum of
+  u = x - min(dtype) >= 0 as two uint32 words, then floor(sum / n) by long division."""
+  lax = jax.lax
+  if n >= 2**32:
+    raise ValueError(f"integer Mean over {n} elements needs jax_enable_x64")
+  if x.dtype == np.int32:
+    u = lax.bitcast_convert_type(x, np.uint32) ^ np.uint32(2**31)
+  else:
+    u = (x.astype(np.int32) - np.iinfo(x.dtype).min).astype(np.uint32) if signed \
+        else x.astype(np.uint32)
+
+  def add64(a, b):  # (hi, lo) + (hi, lo), mod 2**64
+    lo = a[1] + b[1]
+    return a[0] + b[0] + (lo < a[1]).astype(np.uint32), lo
+  zero = np.uint32(0)
+  hi, lo = lax.reduce((jnp.zeros_like(u), u), (zero, zero), add64, axes)
+  # hi < n since the mean of u fits in 32 bits: each step keeps the remainder r < n.
+  q, r, nn = jnp.zeros_like(lo), hi, np.uint32(n)
+  for bit in range(31, -1, -1):
+    carry = r >> 31
+    r = (r << 1) | ((lo >> bit) & 1)
+    take = (carry == 1) | (r >= nn)
+    r = jnp.where(take, r - nn, r)
+    q = q | (take.astype(np.uint32) << bit)
+  if not signed:
+    return q.astype(x.dtype)
+  low = np.iinfo(x.dtype).min  # floor(sum(x) / n) = q + min; then toward zero
+  floor = lax.bitcast_convert_type(q ^ np.uint32(2**31), np.int32) if x.dtype == np.int32 \
+      else q.astype(np.int32) + low
+  return (floor + ((floor < 0) & (r != 0)).astype(np.int32)).astype(x.dtype)
+
+
 def _reduce(node, name: str):
   keep = node.attrs.get("keep_dims", False)
 
@@ -250,17 +311,22 @@ def _reduce(node, name: str):
     if len(set(axes)) != len(axes):
       raise ValueError(f"reduction axes contain a duplicate dimension: {axes}")
     m = xnp(x)
-    if name == "mean" and m is np and np.iscomplexobj(x):
+    if name == "mean" and np.issubdtype(x.dtype, np.integer):
+      out = _int_mean(m, x, axes, keep)
+    elif name == "mean" and m is np and np.iscomplexobj(x):
       # NumPy divides by the count as a complex number: (inf + 1j) / (1 + 0j) is NaN.
       total = np.sum(x, axis=axes, keepdims=keep, dtype=x.dtype)
       count = max(int(np.prod([np.shape(x)[a] for a in axes])), 0)
       with np.errstate(invalid="ignore", divide="ignore"):
         out = (total.real / count + 1j * (total.imag / count)).astype(x.dtype)
-    elif x.dtype in (np.float16, ml_dtypes.bfloat16):
-      # TF accumulates half-precision sums in float32 (jnp.sum with dtype=float16 does not).
-      out = getattr(m, name)(x.astype(np.float32), axis=axes, keepdims=keep).astype(x.dtype)
     else:
-      out = getattr(m, name)(x, axis=axes, keepdims=keep, dtype=x.dtype)
+      fn = _jnp_mean if name == "mean" and m is jnp and not jnp.iscomplexobj(x) else \
+          getattr(m, name)
+      if x.dtype in (np.float16, ml_dtypes.bfloat16):
+        # TF accumulates half-precision sums in float32 (jnp.sum with dtype=float16 doesn't).
+        out = fn(x.astype(np.float32), axis=axes, keepdims=keep).astype(x.dtype)
+      else:
+        out = fn(x, axis=axes, keepdims=keep, dtype=x.dtype)
     if name == "mean" and m.iscomplexobj(x) and any(np.shape(x)[a] == 0 for a in axes):
       out = m.zeros_like(out)  # TF's complex Mean over nothing is 0, not NaN
     return out
@@ -268,7 +334,7 @@ def _reduce(node, name: str):
 
 
 _reduction("Sum", "sum", NUMBER)
-_reduction("Mean", "mean", FLOAT + COMPLEX)  # integer Mean truncates: not lowered yet
+_reduction("Mean", "mean", NUMBER)
 
 
 # Gradient kernels of unary ops (written by tf.gradients / TF1 graphs) --------------------

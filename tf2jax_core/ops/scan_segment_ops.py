@@ -426,8 +426,11 @@ def _divide(m, total, count, dtype):
     if m is np:
       return (total.real / c + 1j * (total.imag / c)).astype(dtype)
     return lax.complex(total.real / c, total.imag / c)
-  if _is_float(dtype):
-    return (total / count.astype(dtype)).astype(dtype)
+  if _is_float(dtype):  # the barrier: else XLA multiplies by a broadcast 1 / count
+    count = count.astype(dtype)
+    if m is jnp:
+      count = lax.optimization_barrier(jnp.broadcast_to(count, total.shape))
+    return (total / count).astype(dtype)
   c = count.astype(dtype)
   if m is np:  # C++'s division: toward zero
     q, r = np.divmod(total, c)

@@ -266,9 +266,6 @@ def _sum_bound(dtype: str, ex: Example, mean: bool) -> Tolerance:
   return Tolerance(rtol=base.rtol, atol=base.atol + 2 * n * eps * scale)
 
 
-_INT_REDUCTION = ("not lowered yet (integer Mean truncates): the lowering's attr rule "
-                  "accepts float and complex T only, so conversion raises UnsupportedOpsError")
-
 SPECS.append(OpSpec(
     "Sum", reduction_example, static_inputs=("axis",),
     tolerance=lambda dtype, ex: _sum_bound(dtype, ex, False),
@@ -276,8 +273,9 @@ SPECS.append(OpSpec(
 SPECS.append(OpSpec(
     "Mean", lambda dtype: reduction_example(dtype, mean=True), static_inputs=("axis",),
     notes="TF's float16 Mean accumulates in float16 (its Sum in float32) and tf2jax in "
-          "float32: float16 values are kept small enough not to overflow either way.",
-    refused_dtypes={d: _INT_REDUCTION for d in D.INT},
+          "float32: float16 values are kept small enough not to overflow either way. "
+          "Integers over their whole range: TF sums 8- to 32-bit types in 64 bits (only "
+          "int64/uint64 sums wrap) and truncates the quotient toward zero.",
     tolerance=lambda dtype, ex: _sum_bound(dtype, ex, True),
     grad_tolerance=lambda dtype, ex: _sum_bound(dtype, ex, True)))
 
