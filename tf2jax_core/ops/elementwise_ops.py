@@ -592,7 +592,7 @@ def approximate_equal(node):
       raise ValueError(f"ApproximateEqual: x and y must have one shape, got "
                        f"{list(np.shape(x))} and {list(np.shape(y))}")
     m = xnp(x, y)
-    return m.abs(x - y) < m.asarray(tol, dtype=x.dtype)
+    return m.abs(x - y) <= m.asarray(tol, dtype=x.dtype)  # TF: <=, not its doc's <
   return run
 
 
