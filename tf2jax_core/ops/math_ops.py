@@ -171,7 +171,8 @@ def cast(node):
     if np.iscomplexobj(x) and np.dtype(dst).kind != "c":
       x = xnp(x).real(x)  # TF casts a complex number to a real type (bool too) by its real part
     if is_static(x):
-      return np.asarray(x).astype(dst)
+      with np.errstate(over="ignore"):  # to inf, as TF
+        return np.asarray(x).astype(dst)
     return jax.lax.convert_element_type(x, dst) if x.dtype != dst else x
   return run
 
@@ -181,9 +182,14 @@ _UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 def _zero_low_mantissa_bits(x, dst):
   """Cast with Truncate=True: TF zeroes the mantissa bits the narrower float type cannot
-  hold (NaN excepted) before casting, so the cast truncates instead of rounding."""
+  hold (NaN excepted) before casting, so the cast truncates instead of rounding. Except
+  (TF 2.21's CPU kernel): to bfloat16 only float32 truncates, the others round; and
+  float64 to complex64 loses the whole mantissa and the exponent's lowest bit (1.0 gives
+  0.5, 3.0 gives 2.0), which is copied."""
   src = np.dtype(x.dtype)
   if src.kind not in "fc" and src != ml_dtypes.bfloat16:
+    return x
+  if np.dtype(dst) == ml_dtypes.bfloat16 and src != np.float32:
     return x
   part = np.dtype(np.float32 if src == np.complex64 else np.float64) if src.kind == "c" \
       else src
@@ -193,6 +199,8 @@ def _zero_low_mantissa_bits(x, dst):
   if dst_part.kind not in "f" and dst_part != ml_dtypes.bfloat16:
     return x
   bits = ml_dtypes.finfo(part).nmant - ml_dtypes.finfo(dst_part).nmant
+  if src == np.float64 and np.dtype(dst) == np.complex64:
+    bits = ml_dtypes.finfo(part).nmant + 1
   if bits <= 0:
     return x
   uint = _UINT[part.itemsize]

@@ -204,7 +204,9 @@ SPECS.append(OpSpec(
     tolerance=lambda dtype, ex: EXACT,
     # No grad: the cases mix destinations, and a cast to an integer or bool has none.
     transforms=("jit", "static", "x64", "vmap"),
-    notes="Casts are exact (Truncate=True included). DstT covers bool and numeric dtypes (float8/int4/int2/float4 destinations are "
+    notes="Casts are exact (Truncate=True included: TF 2.21's CPU kernel truncates to "
+          "bfloat16 from float32 only, and from float64 to complex64 it zeroes the mantissa "
+          "and the exponent's lowest bit, 1.0 giving 0.5; tf2jax does the same). DstT covers bool and numeric dtypes (float8/int4/int2/float4 destinations are "
           "refused by the lowering's attr rule). Float -> integer casts of NaN, +-inf and "
           "values outside the integer range are left out: they are undefined behaviour in "
           "TF's C++ kernel, and x86 TF gives results that depend on the source dtype "
