@@ -182,3 +182,18 @@ def test_integer_outputs_are_exact_unless_the_tolerance_says_ints():
   assert_same(got, want, Tolerance(atol=1, ints=True))
   with pytest.raises(Mismatch, match="beyond"):
     assert_same(got - 1, want, Tolerance(atol=1, ints=True))
+
+
+def test_tf_side_keeps_negative_zero_in_vmap_rows():
+  """TF's eager cache of scalar constants returns the 0.0 made first for a NumPy float64
+  -0.0 (they compare equal). vmap's rows are such scalars: atan2(0, -0) is pi, not 0."""
+  from tf2jax_conformance.core_specs.special_specs import SPECS
+  from tf2jax_conformance.harness import run_example
+  spec = next(s for s in SPECS if s.op == "Atan2")
+  example = Example({"y": np.array(0.0), "x": np.array(-0.0)})
+
+  @given(st.data())
+  @settings(max_examples=1, database=None, deadline=None)
+  def run(data):
+    assert "vmap" in run_example(spec, "float64", example, data.draw)
+  run()

@@ -217,11 +217,16 @@ def tf_attrs(op: str, attrs: dict) -> dict:
   return out
 
 
+def _tensor(value):
+  """tf.constant(value), but a 0-d array: TF's eager cache of scalar constants takes a
+  Python or NumPy float -0.0 made after 0.0 for that 0.0 (they compare equal)."""
+  return _tf().constant(np.asarray(value))
+
+
 def _const(value):
-  tf = _tf()
   if isinstance(value, (list, tuple)):
-    return [tf.constant(v) for v in value]
-  return tf.constant(value)
+    return [_tensor(v) for v in value]
+  return _tensor(value)
 
 
 def raw_op_body(spec: OpSpec, example: Example) -> Callable:
@@ -331,7 +336,7 @@ class _Run:
     """TF's eager result (numpy leaves), or the exception TF raised."""
     tf = _tf()
     try:
-      tensors = [tf.constant(a) for a in args]
+      tensors = [_tensor(a) for a in args]
       if self.spec.tf_jit_compile:
         out = tf.function(body, jit_compile=True, autograph=False)(*tensors)
       else:
@@ -593,13 +598,13 @@ class _Run:
           tape.watch(tensors[p])
         out = body(*tensors)
       grads = tape.gradient(tree.flatten(out), [tensors[p] for p in positions],
-                            output_gradients=[tf.constant(c) for c in cts])
+                            output_gradients=[_tensor(c) for c in cts])
       return [tf.zeros_like(tensors[p]) if g is None else g for p, g in zip(positions, grads)]
 
     def tf_gradients(args):
       if spec.tf1_graph:  # tf.gradients in the TF1 graph, run by a Session
         return self.session_gradients(body, positions, cts, args)
-      tensors = [tf.constant(a) for a in args]
+      tensors = [_tensor(a) for a in args]
       if spec.tf_graph_grad:
         return [to_numpy(g) for g in tf.function(gradients, autograph=False)(*tensors)]
       return [to_numpy(g) for g in gradients(*tensors)]
