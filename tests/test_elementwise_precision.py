@@ -58,3 +58,22 @@ def test_float64_atanh_near_0_41():
   np.testing.assert_allclose(got, want, rtol=4 * np.finfo(np.float64).eps)
   real = ~np.isnan(want)
   np.testing.assert_array_equal(np.signbit(got[real]), np.signbit(want[real]))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_atan2_gradient_is_tfs_formula(dtype):
+  # TF: g / (x**2 + y**2), then times x or -y. In float16 the quotient overflows (inf at
+  # x = 1e-3, y = 0) where JAX's x / (x**2 + y**2) is 1024.
+  rng = np.random.default_rng(0)
+  y = np.concatenate([[0, 0, 1e-3, 100, 0], rng.uniform(-3, 3, 300)]).astype(dtype)
+  x = np.concatenate([[1e-3, 1, 0, 1e-3, 0], rng.uniform(-3, 3, 300)]).astype(dtype)
+  with jax.enable_x64(dtype == np.float64):
+    fn = tf2jax.convert_functional(tf.function(tf.math.atan2), y, x)
+    got = jax.jit(jax.grad(lambda a, b: fn(a, b).sum(), (0, 1)))(y, x)
+  with tf.GradientTape() as tape:
+    a, b = tf.constant(y), tf.constant(x)
+    tape.watch([a, b])
+    total = tf.reduce_sum(tf.math.atan2(a, b))
+  for g, w in zip(got, tape.gradient(total, [a, b])):
+    np.testing.assert_allclose(np.asarray(g, np.float64), w.numpy().astype(np.float64),
+                               rtol=2 * np.finfo(dtype).eps)

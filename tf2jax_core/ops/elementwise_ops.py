@@ -440,14 +440,6 @@ for _op, _np_fn, _jnp_fn in [("Xlogy", _xlogy_np, _xlogy), ("Xdivy", _xdivy_np, 
                                    if is_static(x, y) else g(x, y))(_np_fn, _jnp_fn))
 
 
-@lowering("Atan2", attrs={"T": FLOAT})
-def atan2(node):
-  return lambda y, x: _np_up(np.arctan2, y, x) if is_static(y, x) else jnp.arctan2(y, x)
-
-
-LOWERINGS.append(atan2)
-
-
 # Trigonometric, hyperbolic and special functions --------------------------------------
 
 def _with_unary_grad(forward, derivative):
@@ -484,6 +476,20 @@ def _tf_reciprocal_grad(forward, den):
   rewriting 1 / sqrt into the less exact rsqrt. Complex inputs keep JAX's gradient."""
   real = _with_unary_grad(forward, lambda x, y: 1 / jax.lax.optimization_barrier(den(x)))
   return lambda x: forward(x) if jnp.iscomplexobj(x) else real(x)
+
+
+# TF's gradient: g / (x**2 + y**2) first, then times x (for y) and -y (for x); in float16
+# that quotient overflows where JAX's x / (x**2 + y**2) does not (x = 1e-3, y = 0: inf).
+_atan2 = _with_tf_grad(jnp.arctan2, lambda y, x, ty, tx: (
+    (ty * x + tx * -y) / (_rounded_square(x) + _rounded_square(y))))
+
+
+@lowering("Atan2", attrs={"T": FLOAT})
+def atan2(node):
+  return lambda y, x: _np_up(np.arctan2, y, x) if is_static(y, x) else _atan2(y, x)
+
+
+LOWERINGS.append(atan2)
 
 
 # TF's gradients: Asin 1 / sqrt(1 - x**2), Acos its negation, Atan 1 / (1 + x**2),

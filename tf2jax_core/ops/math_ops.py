@@ -92,6 +92,8 @@ def _with_tf_grad(forward, tangent):
 # included; JAX's maximum splits it in halves at ties.
 _maximum = _with_tf_grad(jnp.maximum, lambda x, y, tx, ty: jnp.where(x >= y, tx, ty))
 _minimum = _with_tf_grad(jnp.minimum, lambda x, y, tx, ty: jnp.where(x <= y, tx, ty))
+
+
 def _div(x, y):
   """x / y. XLA rewrites a division by a broadcast value into a multiplication by its
   reciprocal, which is wrong by an ulp and flushed to zero when |y| > 1 / tiny (x / 1e38
