@@ -10,6 +10,8 @@ result is returned. Likewise integer Pow with a negative exponent.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import ml_dtypes
@@ -40,8 +42,9 @@ def _is_int(x) -> bool:
   return np.issubdtype(np.dtype(x.dtype), np.integer)
 
 
-def _check_nonzero(y) -> None:
-  if _is_int(y):
+def _check_nonzero(x, y) -> None:
+  """TF raises for an integer 0 divisor, unless the broadcast result is empty."""
+  if _is_int(y) and math.prod(np.broadcast_shapes(np.shape(x), np.shape(y))):
     k = _known(y)
     if k is not None and np.any(k == 0):
       raise ValueError("Integer division by zero")
@@ -90,7 +93,7 @@ _floor_mod_float = _with_tf_grad(
 
 
 def floor_mod(x, y):
-  _check_nonzero(y)
+  _check_nonzero(x, y)
   if is_static(x, y):
     if _is_int(x):
       with np.errstate(all="ignore"):
@@ -103,7 +106,7 @@ def floor_mod(x, y):
 
 def floor_div(x, y):
   """Integers: floor of the exact quotient (INT_MIN // -1 wraps); floats: floor(x / y)."""
-  _check_nonzero(y)
+  _check_nonzero(x, y)
   if is_static(x, y):
     if _is_int(x):
       with np.errstate(all="ignore"):
@@ -123,7 +126,7 @@ def _np_trunc_div_int(x, y):
 
 
 def truncate_div(x, y):
-  _check_nonzero(y)
+  _check_nonzero(x, y)
   if is_static(x, y):
     if _is_int(x):
       with np.errstate(all="ignore"):
@@ -136,7 +139,7 @@ def truncate_div(x, y):
 
 def truncate_mod(x, y):
   """C's % for integers, fmod for floats (the sign of x)."""
-  _check_nonzero(y)
+  _check_nonzero(x, y)
   if is_static(x, y):
     if _is_int(x):
       with np.errstate(all="ignore"):
