@@ -103,3 +103,12 @@ def test_float16_bessel_gradients_are_taken_in_float16(op):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     # TF rounds each step of its formula to float16 (K1e's cancels at 14: 1.5% apart).
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=5e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_erfinv_of_tiny_x_is_tfs(dtype):
+  # TF computes ndtri((x + 1) / 2) / sqrt(2): 0 for |x| below ~eps / 4 (erfinv itself
+  # would be ~0.886 x), and a few ulps off XLA's erfinv elsewhere.
+  x = np.array([2.4e-26, -3e-20, 6e-8, 1e-12, 0.3, -0.9999, 0.5], dtype)
+  with jax.enable_x64(dtype == np.float64):
+    check(tf.math.erfinv, x, rtol=8 * np.finfo(dtype).eps)

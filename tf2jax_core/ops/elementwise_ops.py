@@ -544,12 +544,22 @@ _unary("Erfc", FLOAT, sps.erfc, jax.lax.erfc)
 
 # TF's gradients: Erfinv g * sqrt(pi) / 2 * exp(y**2), Ndtri g * sqrt(2 pi) * exp(y**2 / 2)
 # (infinite at the ends, so a 0 cotangent there gives NaN, as in TF).
-_erfinv = _with_unary_grad(jax.lax.erf_inv,
+def _tf_erfinv(m, special):
+  """TF's Erfinv, ndtri((x + 1) / 2) / sqrt(2): it loses the low bits of x (0 for |x| below
+  ~eps / 4, where erfinv(x) ~ 0.886 x), and tf2jax gives what TF gives."""
+  def run(x):
+    return (special.ndtri((x + 1) / 2) / np.sqrt(2)).astype(x.dtype)
+  return run
+
+
+_erfinv = _with_unary_grad(_tf_erfinv(jnp, jax.scipy.special),
                            lambda x, y: (np.sqrt(np.pi) / 2) * jnp.exp(y * y))
 _ndtri = _with_unary_grad(jax.scipy.special.ndtri,
                           lambda x, y: np.sqrt(2 * np.pi) * jnp.exp(y * y / 2))
-_unary("Erfinv", ("float32", "float64"), sps.erfinv, _erfinv)
+_unary("Erfinv", ("float32", "float64"), _tf_erfinv(np, sps), _erfinv)
 _unary("Ndtri", ("float32", "float64"), sps.ndtri, _ndtri)
+
+
 def _lgamma(m, f):
   # Exactly 0 at 1 and 2, as C's lgamma in TF (XLA gives 4.8e-7 at 1); +inf at -inf.
   def run(x):
