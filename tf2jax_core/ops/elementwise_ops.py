@@ -571,6 +571,8 @@ def _lgamma(m, f):
 _unary("Lgamma", ("float16", "float32", "float64"), _lgamma(np, sps.gammaln),
        # TF's gradient: digamma(x).
        _with_unary_grad(_lgamma(jnp, jax.lax.lgamma), lambda x, y: jax.lax.digamma(x)))
+
+
 def _np_digamma(x):
   # TF: NaN at 0 and the negative integers (poles), where SciPy gives -inf at 0.
   return np.where((x <= 0) & (x == np.floor(x)), np.nan, sps.psi(x))
