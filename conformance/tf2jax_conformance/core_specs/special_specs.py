@@ -48,7 +48,18 @@ def division_example(dtype):
 _INT_DIV = ("Integer division by zero raises in TF's CPU kernel and in the converted "
             "function when the divisor is known (not under jit, where XLA's result is "
             "returned).")
-for _op in ["FloorMod", "FloorDiv", "TruncateDiv"]:
+def _unit_cotangents(dtype, shape):
+  """Cotangents of magnitude <= 1. FloorMod's y gradient sums -g * floor(x / y) over the
+  broadcast dimensions: TF rounds each product (inf beyond the float max, for tiny y),
+  XLA fuses them into the sum with FMAs (no such overflow). With |g| <= 1 no product
+  exceeds floor(x / y), which is finite."""
+  return cst.cotangents(dtype, shape).map(lambda c: np.clip(c, -1, 1).astype(c.dtype))
+
+
+SPECS.append(OpSpec("FloorMod", division_example, cotangents=_unit_cotangents,
+                    notes=_INT_DIV + " grad: cotangents of magnitude <= 1 (see "
+                                     "special_specs._unit_cotangents)."))
+for _op in ["FloorDiv", "TruncateDiv"]:
   SPECS.append(OpSpec(_op, division_example, notes=_INT_DIV))
 for _op in ["TruncateMod", "Mod"]:
   SPECS.append(OpSpec(_op, division_example, transforms=NO_GRAD,
