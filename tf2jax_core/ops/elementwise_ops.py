@@ -19,7 +19,7 @@ import numpy as np
 import scipy.special as sps
 
 from tf2jax_core.lowering import COMPLEX, FLOAT, NUMBER, REAL, is_static, lowering, xnp
-from tf2jax_core.ops.math_ops import _div, _real_div, _with_tf_grad
+from tf2jax_core.ops.math_ops import _div, _flush, _real_div, _with_tf_grad
 
 LOWERINGS = []
 
@@ -62,6 +62,12 @@ def _np_up(fn, *xs):
   if out.dtype.kind == dtype.kind or (dtype in _HALF and out.dtype.kind == "f"):
     return out.astype(dtype)
   return out  # bool, or the real part type of a complex input
+
+
+def _np_quotient(x, y):
+  """Static x / y rounded to x's dtype, a subnormal quotient flushed to zero as in TF's
+  CPU kernels (not float16's: TF computes it in float32, where it is normal)."""
+  return _flush(_np_up(np.true_divide, x, y))
 
 
 def _register(op: str, types, run, extra_attrs=None) -> None:
@@ -111,7 +117,7 @@ def floor_div(x, y):
     if _is_int(x):
       with np.errstate(all="ignore"):
         return np.floor_divide(x, y).astype(x.dtype)
-    return _np_up(lambda a, b: np.floor(a / b), x, y)
+    return _np_up(np.floor, _np_quotient(x, y))
   if _is_int(x):
     return jnp.floor_divide(x, y)
   return jnp.floor(_div(x, y))
@@ -131,7 +137,7 @@ def truncate_div(x, y):
     if _is_int(x):
       with np.errstate(all="ignore"):
         return np.asarray(_np_trunc_div_int(x, y)).astype(x.dtype)
-    return _np_up(lambda a, b: np.trunc(a / b), x, y)
+    return _np_up(np.trunc, _np_quotient(x, y))
   if _is_int(x):
     return jax.lax.div(*jnp.broadcast_arrays(x, y))
   return jnp.trunc(_div(x, y))
@@ -481,6 +487,32 @@ def _tf_reciprocal_grad(forward, den):
   return lambda x: forward(x) if jnp.iscomplexobj(x) else real(x)
 
 
+def _expm1(m):
+  """expm1; of a complex number as TF (Eigen) computes it: with e = expm1(a), the real
+  part e - 2 (e + 1) sin(b / 2)**2 and the imaginary part (e + 1) sin b. XLA's loses the
+  real part where cos b ~ 1 (1742 ulps off TF in complex128; Eigen's is within 3)."""
+  def product(u, v):  # rounded before the subtraction: no FMA under jit
+    return u * v if m is np else jnp.where(jnp.isnan(u), u, u * v)
+
+  def run(z):
+    if not np.iscomplexobj(z):
+      return m.expm1(z)
+    a, b = m.real(z), m.imag(z)
+    e = m.expm1(a)
+    s = m.sin(b / 2)
+    re, im = e - product(2 * (e + 1), product(s, s)), (e + 1) * m.sin(b)
+    if m is jnp:
+      return jax.lax.complex(re, im)
+    out = np.empty(np.shape(z), z.dtype)
+    out.real, out.imag = re, im
+    return out
+  return run
+
+
+# TF's gradient: g * exp(x).
+_jnp_expm1 = _with_unary_grad(_expm1(jnp), lambda x, y: jnp.exp(x))
+
+
 # TF's gradient: g / (x**2 + y**2) first, then times x (for y) and -y (for x); in float16
 # that quotient overflows where JAX's x / (x**2 + y**2) does not (x = 1e-3, y = 0: inf).
 _atan2 = _with_tf_grad(jnp.arctan2, lambda y, x, ty, tx: (
@@ -506,7 +538,7 @@ _atanh = _tf_reciprocal_grad(_atanh_forward, lambda x: 1 - _rounded_square(x))
 for _op, _np_fn, _jnp_fn in [
     ("Tan", np.tan, jnp.tan), ("Asin", np.arcsin, _asin), ("Acos", np.arccos, _acos),
     ("Atan", np.arctan, _atan), ("Asinh", np.arcsinh, jnp.arcsinh),
-    ("Atanh", np.arctanh, _atanh), ("Expm1", np.expm1, jnp.expm1),
+    ("Atanh", np.arctanh, _atanh), ("Expm1", _expm1(np), _jnp_expm1),
     ("Log1p", np.log1p, _tf_reciprocal_grad(_log1p, lambda x: 1 + x))]:
   _unary(_op, FLOAT + COMPLEX, _np_fn, _jnp_fn)
 

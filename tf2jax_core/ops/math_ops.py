@@ -358,7 +358,8 @@ _reduction("Mean", "mean", NUMBER)
 def _flush(v):
   if v.dtype.kind == "c" or v.dtype == np.float16:
     return v
-  return np.where(np.abs(v) < ml_dtypes.finfo(v.dtype).tiny, np.zeros((), v.dtype), v)
+  with np.errstate(all="ignore"):  # to a zero of v's sign, as CPU flush-to-zero does
+    return np.where(np.abs(v) < ml_dtypes.finfo(v.dtype).tiny, v * np.zeros((), v.dtype), v)
 
 
 def _zero_for_zero_dy(m, formula, y, dy):
