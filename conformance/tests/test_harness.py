@@ -32,6 +32,8 @@ def test_same_values_pass():
     (np.array([np.nan, 1.0], np.float32), np.array([1.0, 1.0], np.float32), "NaN"),
     (np.array([np.inf], np.float32), np.array([-np.inf], np.float32), "infinities"),
     (np.array([np.inf], np.float32), np.array([3e38], np.float32), "infinities"),
+    (np.array([np.inf], np.float32), np.array([-3.4028235e38], np.float32), "infinities"),
+    (np.array([-np.inf], np.float64), np.array([-1.79e308], np.float64), "infinities"),
     (np.array([1.0], np.float32), np.array([1.001], np.float32), "values differ"),
     (np.array([1.0], np.float64), np.array([1.0], np.float32), "dtype"),
     (np.array([1.0], np.float32), np.array([[1.0]], np.float32), "shape"),
@@ -42,6 +44,16 @@ def test_same_values_pass():
 def test_mismatches_are_caught(got, want, words):
   with pytest.raises(Mismatch, match=words):
     assert_same(got, want, TOL)
+
+
+def test_infinity_matches_the_largest_float_of_its_sign():
+  """The overflow edge: TF's approximate reciprocal gives 4 / tiny as the largest float32
+  where the exact quotient is inf."""
+  big = np.finfo(np.float32).max
+  assert_same(np.array([np.inf, -big, 1.0], np.float32),
+              np.array([big, -np.inf, 1.0], np.float32), TOL)
+  assert_same(np.array([complex(np.inf, 1)], np.complex64),
+              np.array([complex(big, 1)], np.complex64), TOL)
 
 
 def test_structure_and_tolerance_by_dtype():
