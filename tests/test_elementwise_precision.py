@@ -93,3 +93,22 @@ def test_complex_expm1_where_cos_b_is_near_one(dtype):
       got = np.asarray(got).astype(np.complex128)
       want = tf.math.expm1(z).numpy().astype(np.complex128)
       np.testing.assert_array_less(np.abs(got - want), 4 * np.finfo(dtype).eps * np.abs(want) + 1e-300)
+
+
+@pytest.mark.parametrize("dtype,x,y,g", [
+    (np.float32, 2.0, -3.4028235e38, 2.0),  # g * y = -inf, times 2**(y - 1) = 0: NaN
+    (np.float64, 0.0, 2.2250738585072014e-308, 0.5),  # g * y flushed to 0, times inf
+    (np.float16, -200.0, 2.0, 2.0)])  # g * z overflows float16, times log_x := 0: NaN
+def test_pow_gradient_multiplies_in_tfs_order(dtype, x, y, g):
+  x, y, g = (np.array([v], dtype) for v in (x, y, g))
+  with jax.enable_x64(dtype == np.float64):
+    fn = tf2jax.convert_functional(tf.function(tf.math.pow), x, y)
+    _, vjp = jax.vjp(jax.jit(fn), x, y)
+    got = [np.asarray(v, np.float64) for v in vjp(g)]
+  with tf.GradientTape() as tape:
+    a, b = tf.constant(x), tf.constant(y)
+    tape.watch([a, b])
+    z = tf.math.pow(a, b)
+  want = [w.numpy().astype(np.float64) for w in tape.gradient(z, [a, b], output_gradients=g)]
+  for gv, wv in zip(got, want):
+    np.testing.assert_allclose(gv, wv, rtol=4 * np.finfo(dtype).eps)

@@ -343,13 +343,15 @@ LOWERINGS.append(clip_by_value)
 
 
 def _pow_tangent(x, y, tx, ty):
-  # TF's Pow gradient: (g * y * x**(y - 1), g * x**y * log(x) where x > 0 else 0).
+  # TF's Pow gradient: (g * y * x**(y - 1), g * x**y * log(x) where x > 0 else 0),
+  # multiplied left to right. The VJP applies a tangent's factors last to first, so they
+  # are written in reverse: an overflow of g * y (inf * 0 = NaN) happens as in TF.
   z = jnp.power(x, y)
   if jnp.iscomplexobj(x):
     log_x = jnp.where(x != 0, jnp.log(jnp.where(x != 0, x, 1)), 0)
   else:
     log_x = jnp.where(x > 0, jnp.log(jnp.where(x > 0, x, 1)), 0)
-  return tx * y * jnp.power(x, y - jnp.ones((), y.dtype)) + ty * z * log_x
+  return tx * jnp.power(x, y - jnp.ones((), y.dtype)) * y + ty * log_x * z
 
 
 _pow_inexact = _with_tf_grad(jnp.power, _pow_tangent)
