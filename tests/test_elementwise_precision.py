@@ -112,3 +112,17 @@ def test_pow_gradient_multiplies_in_tfs_order(dtype, x, y, g):
   want = [w.numpy().astype(np.float64) for w in tape.gradient(z, [a, b], output_gradients=g)]
   for gv, wv in zip(got, want):
     np.testing.assert_allclose(gv, wv, rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_complex_log1p_of_minus_one_is_tfs(dtype):
+  # TF: -inf + NaN j (log(0) would be -inf + 0j); Xlog1py keeps x * log1p(y) as TF does.
+  z = np.array([-1 + 0j, complex(-1, -0.0), -1 + 1j, 0.5j], dtype)
+  x = np.array([1, 2 - 1j, 1, 1], dtype)
+  with jax.enable_x64(dtype == np.complex128):
+    for op, args in [(tf.math.log1p, (z,)), (tf.math.xlog1py, (x, z))]:
+      want = op(*args).numpy()
+      got = np.asarray(jax.jit(tf2jax.convert_functional(tf.function(op), *args))(*args))
+      np.testing.assert_array_equal(np.isnan(got.real), np.isnan(want.real))
+      np.testing.assert_array_equal(np.isnan(got.imag), np.isnan(want.imag))
+      np.testing.assert_allclose(got.real, want.real, atol=2 * np.finfo(dtype).eps)

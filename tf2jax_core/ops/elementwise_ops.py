@@ -422,6 +422,17 @@ def _log1p(x):
   return jnp.where(u == 1, x, jnp.where(jnp.isinf(u), log_u, x * (log_u / (u - 1))))
 
 
+def _log1p_op(m, log1p):
+  """The Log1p op: TF's complex log1p(-1) is -inf + NaN j (Xlog1py's is not special)."""
+  def run(x):
+    out = log1p(x)
+    if np.iscomplexobj(x):
+      at = (m.real(x) == -1) & (m.imag(x) == 0)
+      out = m.where(at, m.asarray(complex(-np.inf, np.nan), x.dtype), out)
+    return out
+  return run
+
+
 _xlogy_np, _xlogy_jnp = _x_times(np.log, jnp.log)
 _xlog1py_np, _xlog1py_jnp = _x_times(np.log1p, _log1p)
 _xdivy_np = lambda x, y: np.where(x == 0, np.zeros((), x.dtype), x / y)
@@ -541,7 +552,8 @@ for _op, _np_fn, _jnp_fn in [
     ("Tan", np.tan, jnp.tan), ("Asin", np.arcsin, _asin), ("Acos", np.arccos, _acos),
     ("Atan", np.arctan, _atan), ("Asinh", np.arcsinh, jnp.arcsinh),
     ("Atanh", np.arctanh, _atanh), ("Expm1", _expm1(np), _jnp_expm1),
-    ("Log1p", np.log1p, _tf_reciprocal_grad(_log1p, lambda x: 1 + x))]:
+    ("Log1p", _log1p_op(np, np.log1p),
+     _tf_reciprocal_grad(_log1p_op(jnp, _log1p), lambda x: 1 + x))]:
   _unary(_op, FLOAT + COMPLEX, _np_fn, _jnp_fn)
 
 

@@ -82,16 +82,18 @@ def _broadcast_sum_grad(dtype: str, ex: Example) -> Tolerance:
   return Tolerance(2 * base.rtol, base.atol + 2 * n * float(D.finfo(part).eps) * big)
 
 
-def _finite_below_1e150(dtype):
-  """binary(1e150) with finite real values clipped to +-1e150 (infinities and NaN kept):
-  then a sum of products over broadcast dimensions overflows in no order, and its
-  infinities are the same in every order."""
+def _finite_clipped(dtype):
+  """binary(1e150) with finite real values clipped to +-min(1e150, max / 1024) (infinities
+  and NaN kept): then a sum of up to 1024 unit-cotangent products over broadcast
+  dimensions overflows in no order, and its infinities are the same in every order."""
   def clip(ex):
     out = {}
     for k, v in ex.inputs.items():
-      if v.dtype.kind == "f" or D.name_of(v.dtype) == "bfloat16":
+      name = D.name_of(v.dtype)
+      if name in D.FLOAT:
+        b = min(1e150, float(D.finfo(name).max) / 1024)
         w = v.astype(np.float64)
-        v = np.where(np.isfinite(w), np.clip(w, -1e150, 1e150), w).astype(v.dtype)
+        v = np.where(np.isfinite(w), np.clip(w, -b, b), w).astype(v.dtype)
       out[k] = v
     return Example(out, ex.attrs)
   return binary(1e150)(dtype).map(clip)
@@ -99,13 +101,13 @@ def _finite_below_1e150(dtype):
 
 SPECS += [
     OpSpec("DivNoNan", binary(1e150), notes=_MOD_CPLX),
-    OpSpec("MulNoNan", _finite_below_1e150, cotangents=lambda d, s: _unit_cotangents(d, s, True),
+    OpSpec("MulNoNan", _finite_clipped, cotangents=lambda d, s: _unit_cotangents(d, s, True),
            grad_tolerance=_broadcast_sum_grad,
            notes=_MOD_CPLX + (
         ". grad: cotangents are nonzero: TF's y gradient mul_no_nan(x, g) is 0 for g == 0 "
         "even where x is inf or NaN, which no JVP (linear in g) can give; tf2jax gives "
-        "x * g there. And at most 1 in magnitude, real values within +-1e150 (see "
-        "special_specs._unit_cotangents, _finite_below_1e150).")),
+        "x * g there. And at most 1 in magnitude, finite real values within "
+        "+-min(1e150, max / 1024) (see special_specs._unit_cotangents, _finite_clipped).")),
     OpSpec("SquaredDifference", binary(1e15), notes=_COMPLEX_DOMAIN.format("1e15")),
     OpSpec("Add", binary_example()),
 ]
