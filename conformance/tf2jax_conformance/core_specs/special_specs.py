@@ -73,17 +73,18 @@ _MOD_CPLX = _COMPLEX_DOMAIN.format("1e15 (complex64) / 1e150 (complex128)")
 def _broadcast_sum_grad(dtype: str, ex: Example) -> Tolerance:
   """A gradient summed over broadcast dimensions is a sum of up to n products of a unit
   cotangent and the other input, added in the implementation's order (1 + max - max is 0
-  or 1): twice the default plus 2 n eps max|input| absolute."""
+  or 1): the default gradient tolerance (cotangents <= 1) plus 2 n eps max|input|."""
   base = default_tolerance(dtype)
   values = [np.asarray(v) for v in ex.inputs.values()]
   n = int(np.prod(np.broadcast_shapes(*[v.shape for v in values])))
   part = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
   big = max(largest_finite_abs(v) for v in values)
-  return Tolerance(2 * base.rtol, base.atol + 2 * n * float(D.finfo(part).eps) * big)
+  return Tolerance(2 * base.rtol,
+                   base.atol + 2 * base.rtol + 2 * n * float(D.finfo(part).eps) * big)
 
 
-def _finite_clipped(dtype):
-  """binary(1e150) with finite real values clipped to +-min(1e150, max / 1024) (infinities
+def _finite_clipped(dtype, bound: float = 1e150, nonzero_y: bool = False):
+  """binary(bound) with finite real values clipped to +-min(1e150, max / 1024) (infinities
   and NaN kept): then a sum of up to 1024 unit-cotangent products over broadcast
   dimensions overflows in no order, and its infinities are the same in every order."""
   def clip(ex):
@@ -96,7 +97,7 @@ def _finite_clipped(dtype):
         v = np.where(np.isfinite(w), np.clip(w, -b, b), w).astype(v.dtype)
       out[k] = v
     return Example(out, ex.attrs)
-  return binary(1e150)(dtype).map(clip)
+  return binary(bound, nonzero_y=nonzero_y)(dtype).map(clip)
 
 
 SPECS += [
@@ -219,9 +220,12 @@ def _xlog1py_tolerance(dtype: str, ex: Example) -> Tolerance:
 
 
 for _op in ["Xlogy", "Xdivy", "Xlog1py"]:
-  SPECS.append(OpSpec(_op, binary(1e15, nonzero_y=True),
+  SPECS.append(OpSpec(_op, lambda d: _finite_clipped(d, 1e15, nonzero_y=True),
                       tolerance=_xlog1py_tolerance if _op == "Xlog1py" else None,
-                      notes=_COMPLEX_DOMAIN.format("1e15") + "; complex y nonzero." + (
+                      cotangents=_unit_cotangents,
+                      grad_tolerance=_broadcast_sum_grad,
+                      notes=_COMPLEX_DOMAIN.format("1e15") + "; complex y nonzero. grad: "
+                      "unit cotangents, clipped values (see _unit_cotangents)." + (
                           " Complex: an absolute tolerance of 2 eps |x| (TF's log1p, see "
                           "the Log1p spec)." if _op == "Xlog1py" else "")))
 
