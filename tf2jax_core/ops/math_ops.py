@@ -8,6 +8,7 @@ import ml_dtypes
 import numpy as np
 
 from tf2jax_core.lowering import COMPLEX, FLOAT, INT, NUMBER, REAL, is_static, lowering, xnp
+from tf2jax_core.ops.scan_segment_ops import _x64
 
 LOWERINGS = []
 
@@ -265,7 +266,7 @@ def _int_mean(m, x, axes, keep):
   if n == 0:
     return m.zeros(shape, x.dtype)
   signed = np.issubdtype(x.dtype, np.signedinteger)
-  if m is np or jax.dtypes.canonicalize_dtype(np.int64) == np.dtype(np.int64):
+  if m is np or _x64():
     total = m.sum(x.astype(np.int64 if signed else np.uint64), axis=axes, keepdims=keep)
     if m is np:
       q = total // n
