@@ -126,3 +126,23 @@ def test_complex_log1p_of_minus_one_is_tfs(dtype):
       np.testing.assert_array_equal(np.isnan(got.real), np.isnan(want.real))
       np.testing.assert_array_equal(np.isnan(got.imag), np.isnan(want.imag))
       np.testing.assert_allclose(got.real, want.real, atol=2 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("op", [tf.math.sinh, tf.math.cosh])
+def test_real_sinh_cosh_at_large_x(op, dtype):
+  # XLA's exp(|x| - log 2) rounds the subtraction: 24 ulps off TF at |x| ~ 89 (float32),
+  # 495 ulps near 710 (float64).
+  top = float(np.log(np.finfo(dtype).max)) + 0.69
+  x = np.random.default_rng(0).uniform(-top, top, 20_000)
+  x = np.concatenate([x, np.linspace(top - 3, top + 1, 2000), np.linspace(-3, 3, 2001),
+                      [0.0, -0.0, 1e-30, np.inf, -np.inf, np.nan]]).astype(dtype)
+  with jax.enable_x64(dtype == np.float64):
+    fn = tf2jax.convert_functional(tf.function(op), x)
+    got = np.asarray(jax.jit(fn)(x))
+    want_grad, _, grad = tf_and_jax_grads(op, x)
+  want = op(tf.constant(x)).numpy()
+  rtol = 6 * np.finfo(dtype).eps
+  np.testing.assert_allclose(got, want, rtol=rtol)
+  np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+  np.testing.assert_allclose(grad, want_grad, rtol=rtol)

@@ -560,12 +560,44 @@ for _op, _np_fn, _jnp_fn in [
   _unary(_op, FLOAT + COMPLEX, _np_fn, _jnp_fn)
 
 
+def _real_sinh_cosh(x, sinh: bool):
+  """Real sinh or cosh from exp(|x|) (expm1 for sinh), and exp(|x| / 2)**2 / 2 where
+  exp(|x|) overflows. XLA's exp(|x| - log 2) rounds the subtraction: 24 ulps off at
+  |x| ~ 89 in float32, 495 ulps near 710 in float64; these are within 5 and 3 of TF."""
+  if x.dtype.itemsize < 4:
+    return _real_sinh_cosh(x.astype(jnp.float32), sinh).astype(x.dtype)
+  ax = jnp.abs(x)
+  big = float(np.log(np.finfo(x.dtype).max))
+  half = jnp.exp(ax / 2)
+  huge = half * (half / 2)
+  if sinh:
+    m = jnp.expm1(jnp.minimum(ax, big))
+    return jnp.copysign(jnp.where(ax < big, (m + m / (m + 1)) / 2, huge), x)
+  e = jnp.exp(jnp.minimum(ax, big))
+  return jnp.where(ax < big, e / 2 + 0.5 / e, huge)
+
+
+@jax.custom_jvp
+def _sinh(x):
+  return _real_sinh_cosh(x, True)
+
+
+@jax.custom_jvp
+def _cosh(x):
+  return _real_sinh_cosh(x, False)
+
+
+# TF's gradients: Sinh g * cosh(x), Cosh g * sinh(x).
+_sinh.defjvp(lambda p, t: (_sinh(p[0]), t[0] * _cosh(p[0])))
+_cosh.defjvp(lambda p, t: (_cosh(p[0]), t[0] * _sinh(p[0])))
+
+
 def _sinh_cosh(real_fn):
   """Complex sinh/cosh part by part, as libstdc++ (TF): sinh(a + ib) = sinh a cos b +
   i cosh a sin b, cosh(a + ib) = cosh a cos b + i sinh a sin b. XLA's exp-based formula
   loses the real part of sinh for small |a| (Sinh(-0.001-0.0075j) in complex64: 4.5e-5
-  relative error) and is ~12 ulps off at large |a|."""
-  other = jnp.cosh if real_fn is jnp.sinh else jnp.sinh
+  relative error)."""
+  other = _cosh if real_fn is _sinh else _sinh
 
   def run(x):
     if not jnp.iscomplexobj(x):
@@ -575,8 +607,8 @@ def _sinh_cosh(real_fn):
   return run
 
 
-_unary("Sinh", FLOAT + COMPLEX, np.sinh, _sinh_cosh(jnp.sinh))
-_unary("Cosh", FLOAT + COMPLEX, np.cosh, _sinh_cosh(jnp.cosh))
+_unary("Sinh", FLOAT + COMPLEX, np.sinh, _sinh_cosh(_sinh))
+_unary("Cosh", FLOAT + COMPLEX, np.cosh, _sinh_cosh(_cosh))
 
 
 @jax.custom_jvp
@@ -585,7 +617,7 @@ def _acosh(x):
 
 
 # TF's gradient: g / sinh(y) (NaN below 1, where JAX's 1 / sqrt(x**2 - 1) is not).
-_acosh.defjvp(lambda p, t: (_acosh(p[0]), t[0] / _sinh_cosh(jnp.sinh)(_acosh(p[0]))))
+_acosh.defjvp(lambda p, t: (_acosh(p[0]), t[0] / _sinh_cosh(_sinh)(_acosh(p[0]))))
 _unary("Acosh", FLOAT + COMPLEX, np.arccosh, _acosh)
 _unary("Erf", FLOAT, sps.erf, jax.lax.erf)
 _unary("Erfc", FLOAT, sps.erfc, jax.lax.erfc)

@@ -326,27 +326,16 @@ SPECS.append(OpSpec("MatMul", matmul_example, tolerance=_matmul_bound,
 # Hyperbolic ------------------------------------------------------------------------------
 
 
-def _hyperbolic_tolerance(dtype: str, ex: Example) -> Tolerance:
-  """The default plus eps * max|Re x| relative: sinh/cosh have condition number ~|x|, and
-  Eigen's and XLA's real sinh/cosh differ by up to 1.45e-6 relative (12 float32 ulps,
-  measured for x in [88.5, 89.5]; complex parts the same through cosh(Re x)). Half
-  dtypes are computed in float32 on both sides."""
-  base = default_tolerance(dtype)
-  if dtype in ("float16", "bfloat16"):
-    return base
-  part = {"complex64": "float32", "complex128": "float64"}.get(dtype, dtype)
-  x = np.abs(np.real(np.asarray(ex.inputs["x"]).astype(np.complex128)))
-  x = x[np.isfinite(x)]
-  scale = float(np.max(x)) if x.size else 0.0
-  return Tolerance(base.rtol + float(D.finfo(part).eps) * scale, base.atol)
+def _hyperbolic_grad_tolerance(dtype: str, ex: Example) -> Tolerance:
+  """Twice the default, and 10 times that absolute (near 0, sinh(x) ~ x)."""
+  rtol = 2 * default_tolerance(dtype).rtol
+  return Tolerance(rtol, 10 * rtol)
 
 
+# tf2jax's real sinh/cosh are within 5 ulps of TF's (XLA's own: 24 float32 ulps near 89,
+# 495 float64 ulps near 710), so the default tolerance holds at every |x|.
 for _op in ["Sinh", "Cosh"]:
-  SPECS.append(OpSpec(_op, unary(), tolerance=_hyperbolic_tolerance,
-                      grad_tolerance=lambda dtype, ex: Tolerance(
-                          2 * _hyperbolic_tolerance(dtype, ex).rtol,
-                          2 * _hyperbolic_tolerance(dtype, ex).rtol * 10),
-                      notes=_COMPLEX_DOMAIN.format(50) + ". Relative tolerance plus "
-                      "eps * max|Re x| (see math_specs._hyperbolic_tolerance)."))
+  SPECS.append(OpSpec(_op, unary(), grad_tolerance=_hyperbolic_grad_tolerance,
+                      notes=_COMPLEX_DOMAIN.format(50)))
 SPECS.append(OpSpec("Acosh", unary(), notes=_COMPLEX_DOMAIN.format(50) + ". grad: TF's "
                     "g / sinh(acosh(x)), NaN below 1 (as tf2jax's)."))
