@@ -748,9 +748,10 @@ def _scatter(node, kind: str, base, indices, updates, ignore: bool):
       _np_scatter(kind, out, index, updates)
     return out
   index = tuple(_index_for_jnp(indices[..., j], shape[j]) for j in range(depth))
+  base = scatter_start(base)
   if kind in ("max", "min"):
-    return _scatter_extremal(kind)(jnp.asarray(base), jnp.asarray(updates), *index)
-  ref = jnp.asarray(base).at[index]
+    return _scatter_extremal(kind)(base, jnp.asarray(updates), *index)
+  ref = base.at[index]
   if kind == "add":  # bool: TF's sum is a logical or
     return (ref.max(updates, mode="drop") if dtype == np.bool_
             else ref.add(updates, mode="drop"))
@@ -770,6 +771,14 @@ def _np_scatter(kind: str, out, index, updates) -> None:
     np.minimum.at(out, index, updates)
   else:
     out[index] = updates
+
+
+def scatter_start(base):
+  """`base` as the start value of a jnp scatter. XLA:CPU (jaxlib 0.10.2) may merge a
+  constant start value with equal constant indices (CSE) into one buffer, which the
+  in-place scatter then overwrites: int32 sums by ids fixed to 0 went wrong under
+  jit(vmap). The barrier keeps the start value a buffer of its own."""
+  return lax.optimization_barrier(jnp.asarray(base))
 
 
 def _scatter_extremal(kind: str):

@@ -32,7 +32,7 @@ import ml_dtypes
 import numpy as np
 
 from tf2jax_core.lowering import FLOAT, NUMBER, REAL, is_static, lowering, xnp
-from tf2jax_core.ops.array_ops import _known
+from tf2jax_core.ops.array_ops import _known, scatter_start
 from tf2jax_core.ops.reduction_ops import normalize_axes
 
 LOWERINGS = []
@@ -355,7 +355,7 @@ def _scatter(m, kind: str, data, ids, num: int, init):
     with np.errstate(all="ignore"):
       _UFUNCS[kind].at(out, ids[keep], data[keep])
     return out
-  out = jnp.full(shape, init, data.dtype)
+  out = scatter_start(jnp.full(shape, init, data.dtype))
   ids = jnp.where(ids < 0, num, ids)  # negative ids are dropped too, never wrapped
   return getattr(out.at[ids], kind)(data, mode="drop")
 

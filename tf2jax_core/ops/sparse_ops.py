@@ -28,7 +28,7 @@ import numpy as np
 from jax import lax
 
 from tf2jax_core.lowering import COMPLEX, FLOAT, NUMBER, REAL, lowering, xnp
-from tf2jax_core.ops.array_ops import _known
+from tf2jax_core.ops.array_ops import _known, scatter_start
 
 _INDEX = ("int32", "int64")
 
@@ -115,7 +115,7 @@ def _sparse_dense_matmul(node):
       out = np.zeros((rows + 1, cols), acc)
       np.add.at(out, np.minimum(r, rows), terms)
       return out[:rows].astype(dtype)
-    out = jnp.zeros((rows, cols), acc).at[r].add(terms, mode="drop")
+    out = scatter_start(jnp.zeros((rows, cols), acc)).at[r].add(terms, mode="drop")
     return out.astype(dtype)
   return run
 
@@ -169,7 +169,7 @@ def _sparse_to_dense(node):
       np.maximum.at(last, flat, order)
       last = last[:size]
     else:
-      last = jnp.zeros(size, np.int32).at[flat].max(order, mode="drop")
+      last = scatter_start(jnp.zeros(size, np.int32)).at[flat].max(order, mode="drop")
     out = m.where(last > 0, values[m.maximum(last - 1, 0)], out)
     return out.reshape(dims)
   return run
@@ -289,8 +289,9 @@ def _sparse_reduce(node, kind: str):
       out = (jnp.sum(picked, dtype=dtype) if kind == "add" else jnp.max(picked, initial=init))
       out, count = out.reshape(1), jnp.sum(hit).reshape(1)
     else:
-      out = getattr(jnp.full(size, init, dtype).at[flat], kind)(values, mode="drop")
-      count = jnp.zeros(size, np.int32).at[flat].add(1, mode="drop")
+      out = getattr(scatter_start(jnp.full(size, init, dtype)).at[flat], kind)(values,
+                                                                              mode="drop")
+      count = scatter_start(jnp.zeros(size, np.int32)).at[flat].add(1, mode="drop")
     if kind == "max":  # groups without values give 0
       out = m.where(count > 0, out, m.zeros_like(out))
     return out.reshape(out_shape)
