@@ -95,3 +95,35 @@ def test_float_mean_divides_by_the_count():
   x = np.random.default_rng(1).uniform(-10, 10, (3, 400)).astype(np.float32)
   check(lambda x: tf.reduce_mean(x, axis=0), x)
   check(lambda x: tf.math.segment_mean(x, tf.constant([0, 0, 0])), x)
+
+
+def _euclidean_norm(x, axis):
+  return tf.function(lambda v: tf.raw_ops.EuclideanNorm(input=v, axis=axis))
+
+
+@pytest.mark.parametrize("x", [
+    np.array([65535, 65534, 4294967295, 3, 0], np.uint32),  # squares wrap at 65536
+    np.array([9.223372e18 + 9.223372e18j, 1e19, 3 - 4j, 0], np.complex64),  # s + s overflows
+], ids=["uint32", "complex64"])
+def test_euclidean_norm_at_the_dtype_limits(x):
+  fn_tf = _euclidean_norm(x, np.array([], np.int32))
+  fn = tf2jax.convert_functional(fn_tf, x)
+  want = fn_tf(tf.constant(x)).numpy()
+  for got in (fn(x), jax.jit(fn)(x)):
+    np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_euclidean_norm_gradient_divides_in_tfs_order():
+  # TF's x / (norm / g) is inf for x = tiny, norm = 0 (the square flushes); XLA's
+  # rewrite (x * g) / norm flushes x * g and gave NaN.
+  x = np.array([[0, 0], [1.1754944e-38, 0]], np.float32)
+  fn_tf = _euclidean_norm(x, np.array([], np.int32))
+  g = np.full(x.shape, 0.5, np.float32)
+  with tf.GradientTape() as tape:
+    v = tf.constant(x)
+    tape.watch(v)
+    y = fn_tf(v)
+  want = tape.gradient(y, v, output_gradients=tf.constant(g)).numpy()
+  fn = tf2jax.convert_functional(fn_tf, x)
+  got = jax.jit(lambda x, g: jax.vjp(fn, x)[1](g)[0])(x, g)
+  np.testing.assert_array_equal(np.asarray(got), want)

@@ -276,7 +276,9 @@ def _norm_bwd(axes, keep, res, g):
   x, y = res
   if not keep:
     y, g = lax.expand_dims(y, axes), lax.expand_dims(g, axes)
-  return (x / (y / g),)  # TF's _EuclideanNormGrad, division order included
+  # TF's _EuclideanNormGrad, division order included; the barrier keeps XLA from
+  # rewriting it into (x * g) / y (which flushes x * g and gives NaN for y = 0).
+  return (x / lax.optimization_barrier(y / g),)
 
 
 _norm.defvjp(_norm_fwd, _norm_bwd)
@@ -291,8 +293,9 @@ def _int_sqrt(m, s, dtype):
   s32 = s.astype(np.uint32) if np.dtype(dtype).kind == "u" else s.astype(np.int32)
   su = s32.astype(np.uint32)
   r = jnp.floor(jnp.sqrt(s32.astype(np.float32))).astype(np.uint32)
-  r = jnp.where(r * r > su, r - 1, r)
-  r = jnp.where((r + 1) * (r + 1) <= su, r + 1, r)
+  # r * r > su and (r + 1)**2 <= su, by division (the squares overflow uint32 at 65536).
+  r = jnp.where((r > 0) & (r > su // jnp.maximum(r, 1)), r - 1, r)
+  r = jnp.where(r + 1 <= su // (r + 1), r + 1, r)
   return r.astype(dtype)
 
 
@@ -308,7 +311,10 @@ def _euclidean_norm(node):
     if _is_complex(dtype):
       sq = x.real * x.real + x.imag * x.imag
       s = m.sum(sq, axis=axes, keepdims=keep, dtype=sq.dtype)
-      return m.sqrt(s).astype(dtype)
+      # TF takes Eigen's complex sqrt of s + 0j, sqrt((s + s) / 2): inf once s + s
+      # overflows.
+      big = np.finfo(sq.dtype).max / 2
+      return m.where(s > big, np.inf, m.sqrt(s)).astype(dtype)
     if not _is_float(dtype):
       s = m.sum(x * x, axis=axes, keepdims=keep, dtype=dtype)  # wraps like TF's
       return _int_sqrt(m, s, dtype)
