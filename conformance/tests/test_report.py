@@ -63,3 +63,29 @@ def test_merge_takes_each_op_from_the_run_that_ran_it(tmp_path):
   assert rows["Neg"]["status"] == "pass" and rows["Abs"]["status"] == "pass"
   assert rows["Abs"]["dtypes"] == ["float32"]
   assert rows["AddV2"]["status"] == "fail"  # run by neither
+
+
+def _share_that_crashes(provider, ops, profile, max_examples, jobs, index, log, start):
+  """A stand-in for runner._run_share: three cases per share; share 0 dies of SIGSEGV
+  in its second case."""
+  import pickle
+  import signal
+  from tf2jax_conformance.harness import CaseResult
+  with open(log, "ab") as f:
+    for k in range(start, 3):
+      op = f"Op{index}_{k}"
+      pickle.dump(("start", k, op, "float32", "test"), f)
+      f.flush()
+      if (index, k) == (0, 1):
+        os.kill(os.getpid(), signal.SIGSEGV)
+      pickle.dump(("done", k, CaseResult(op, "float32", "test", examples=1)), f)
+      f.flush()
+
+
+def test_a_crashing_worker_fails_its_case_and_the_share_goes_on():
+  from tf2jax_conformance.runner import run_cases_parallel
+  results = run_cases_parallel(2, worker=_share_that_crashes)
+  assert [r.op for r in results] == ["Op0_0", "Op1_0", "Op0_1", "Op1_1", "Op0_2", "Op1_2"]
+  crashed = [r for r in results if r.status != "pass"]
+  assert [r.op for r in crashed] == ["Op0_1"]
+  assert "died (exit code -11)" in crashed[0].error

@@ -35,29 +35,87 @@ def run_cases(cases: Sequence[Case], settings: hyp_settings | None = None,
   return results
 
 
-def _run_share(provider, ops, profile, max_examples, jobs, index) -> list[CaseResult]:
-  """One worker of `run_cases_parallel`: every `jobs`-th case, from `index`."""
+def _run_share(provider, ops, profile, max_examples, jobs, index, log: str,
+               start: int) -> None:
+  """One worker of `run_cases_parallel`: every `jobs`-th case from `index`, skipping the
+  first `start` of them. Before each case it appends ("start", k, op, dtype, provider),
+  after it ("done", k, result), to the pickle stream `log`, so that a crash loses one
+  case, not the share."""
   import os
+  import pickle
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   cases = collect.cases(provider=provider, ops=ops,
                         representative=not profiles.all_dtypes(profile))[index::jobs]
-  return run_cases(cases, profiles.settings(profile, max_examples))
+  settings = profiles.settings(profile, max_examples)
+  with open(log, "ab") as f:
+    for k in range(start, len(cases)):
+      case = cases[k]
+      pickle.dump(("start", k, case.spec.op, case.dtype, case.spec_provider), f)
+      f.flush()
+      pickle.dump(("done", k, run_cases([case], settings)[0]), f)
+      f.flush()
+
+
+def _read_log(path: str) -> list[tuple]:
+  import pickle
+  records = []
+  try:
+    with open(path, "rb") as f:
+      while True:
+        records.append(pickle.load(f))
+  except (EOFError, FileNotFoundError, pickle.UnpicklingError):
+    pass  # the end, or a record cut off by a crash
+  return records
 
 
 def run_cases_parallel(jobs: int, provider: str | None = None,
                        ops: Iterable[str] | None = None, profile: str | None = None,
-                       max_examples: int | None = None) -> list[CaseResult]:
+                       max_examples: int | None = None, worker=None) -> list[CaseResult]:
   """The cases of `collect.cases(provider, ops)` split over `jobs` fresh processes (each
-  collects the same cases and runs its share), results in case order."""
+  collects the same cases and runs its share), results in case order. A worker that dies
+  (TF or XLA crashing the process) fails the case it was running, with its exit code,
+  and a fresh process goes on with the rest of its share. `worker`: `_run_share` or a
+  stand-in with its signature (tests)."""
   import multiprocessing
-  from concurrent.futures import ProcessPoolExecutor
+  import os
+  import tempfile
   ops = list(ops) if ops is not None else None
-  with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-    shares = list(pool.map(_run_share, *zip(*[(provider, ops, profile, max_examples, jobs, i)
-                                              for i in range(jobs)])))
+  context = multiprocessing.get_context("spawn")
+  with tempfile.TemporaryDirectory(prefix="tf2jax-conformance-") as tmp:
+    logs = [os.path.join(tmp, f"share{i}.pickle") for i in range(jobs)]
+    starts = [0] * jobs
+    shares: list[dict[int, CaseResult]] = [{} for _ in range(jobs)]
+    pending = list(range(jobs))
+    while pending:
+      workers = {}
+      for i in pending:
+        workers[i] = context.Process(target=worker or _run_share, args=(
+            provider, ops, profile, max_examples, jobs, i, logs[i], starts[i]))
+        workers[i].start()
+      pending = []
+      for i, process in workers.items():
+        process.join()
+        records = _read_log(logs[i])
+        for record in records:
+          if record[0] == "done":
+            shares[i][record[1]] = record[2]
+        if process.exitcode == 0:
+          continue
+        crashed = [r for r in records if r[0] == "start" and r[1] not in shares[i]]
+        if not crashed:
+          raise RuntimeError(f"conformance worker {i} exited with code {process.exitcode} "
+                             "before its first case")
+        _, k, op, dtype, spec_provider = crashed[-1]
+        shares[i][k] = CaseResult(
+            op, dtype, spec_provider, status="fail",
+            error=f"the worker process died (exit code {process.exitcode}) while running "
+                  "this case: TF or XLA crashed on one of its examples. Rerun the op alone "
+                  "(--op, --jobs 1) to see the crash.")
+        starts[i] = k + 1
+        pending.append(i)
   out = []
-  for k in range(max(map(len, shares), default=0)):
-    out.extend(share[k] for share in shares if k < len(share))
+  for k in range(max((max(share, default=-1) + 1 for share in shares), default=0)):
+    out.extend(share[k] for share in shares if k in share)
   return out
 
 
