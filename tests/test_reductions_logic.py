@@ -127,3 +127,21 @@ def test_euclidean_norm_gradient_divides_in_tfs_order():
   fn = tf2jax.convert_functional(fn_tf, x)
   got = jax.jit(lambda x, g: jax.vjp(fn, x)[1](g)[0])(x, g)
   np.testing.assert_array_equal(np.asarray(got), want)
+
+
+@pytest.mark.parametrize("g", [0.0, 2.0])
+def test_unsorted_segment_prod_gradient_of_dropped_ids(g):
+  # TF reads segment 0's factor for a negative (dropped) id and multiplies it by a 0
+  # cotangent: inf there gives NaN.
+  data = np.array([[1, 1], [0, 0], [np.inf, 1], [3, 0]], np.float32)
+  ids = np.array([0, -1, 0, -1], np.int32)
+  fn_tf = tf.function(lambda d: tf.math.unsorted_segment_prod(d, ids, 1))
+  cot = np.full((1, 2), g, np.float32)
+  with tf.GradientTape() as tape:
+    v = tf.constant(data)
+    tape.watch(v)
+    y = fn_tf(v)
+  want = tape.gradient(y, v, output_gradients=tf.constant(cot)).numpy()
+  fn = tf2jax.convert_functional(fn_tf, data)
+  got = jax.jit(lambda d, c: jax.vjp(fn, d)[1](c)[0])(data, cot)
+  np.testing.assert_array_equal(np.asarray(got), want)

@@ -403,7 +403,8 @@ def _segment_prod(data, ids, num: int):
 @_segment_prod.defjvp
 def _segment_prod_jvp(num, primals, tangents):
   # TF's _(Unsorted)SegmentProdGrad: product / element, the product of the other
-  # elements for a single zero, 0 for segments with several zeros.
+  # elements for a single zero, 0 for segments with several zeros. Like TF, a dropped
+  # (negative) id reads segment 0's factor, so its 0 cotangent times inf gives NaN.
   data, ids = primals
   t = tangents[0]
   out = _segment_prod(data, ids, num)
@@ -411,8 +412,9 @@ def _segment_prod_jvp(num, primals, tangents):
   zeros = _scatter(jnp, "add", zero.astype(np.int32), ids, num, 0)
   non_zero = jnp.where(zero, jnp.ones_like(data), data)
   non_zero_prod = _scatter(jnp, "mul", non_zero, ids, num, 1)
-  partial = jnp.where(zero, _gather(non_zero_prod, ids, num),
-                      _gather(out, ids, num) / non_zero)
+  clipped = jnp.maximum(ids, 0)
+  partial = jnp.where(zero, _gather(non_zero_prod, clipped, num),
+                      _gather(out, clipped, num) / non_zero)
   summed = _scatter(jnp, "add", t * partial, ids, num, 0)
   return out, jnp.where(zeros > 1, jnp.zeros_like(summed), summed)
 
