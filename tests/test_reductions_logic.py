@@ -113,20 +113,24 @@ def test_euclidean_norm_at_the_dtype_limits(x):
     np.testing.assert_array_equal(np.asarray(got), want)
 
 
-def test_euclidean_norm_gradient_divides_in_tfs_order():
-  # TF's x / (norm / g) is inf for x = tiny, norm = 0 (the square flushes); XLA's
-  # rewrite (x * g) / norm flushes x * g and gave NaN.
-  x = np.array([[0, 0], [1.1754944e-38, 0]], np.float32)
-  fn_tf = _euclidean_norm(x, np.array([], np.int32))
-  g = np.full(x.shape, 0.5, np.float32)
+def _assert_vjp_matches_tf(fn_tf, x, cotangent):
+  """TF's gradient of `fn_tf` at `x` for `cotangent` equals the jitted VJP's."""
   with tf.GradientTape() as tape:
     v = tf.constant(x)
     tape.watch(v)
     y = fn_tf(v)
-  want = tape.gradient(y, v, output_gradients=tf.constant(g)).numpy()
+  want = tape.gradient(y, v, output_gradients=tf.constant(cotangent)).numpy()
   fn = tf2jax.convert_functional(fn_tf, x)
-  got = jax.jit(lambda x, g: jax.vjp(fn, x)[1](g)[0])(x, g)
+  got = jax.jit(lambda x, c: jax.vjp(fn, x)[1](c)[0])(x, cotangent)
   np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_euclidean_norm_gradient_divides_in_tfs_order():
+  # TF's x / (norm / g) is inf for x = tiny, norm = 0 (the square flushes); XLA's
+  # rewrite (x * g) / norm flushes x * g and gave NaN.
+  x = np.array([[0, 0], [1.1754944e-38, 0]], np.float32)
+  _assert_vjp_matches_tf(_euclidean_norm(x, np.array([], np.int32)), x,
+                         np.full(x.shape, 0.5, np.float32))
 
 
 @pytest.mark.parametrize("g", [0.0, 2.0])
@@ -135,13 +139,5 @@ def test_unsorted_segment_prod_gradient_of_dropped_ids(g):
   # cotangent: inf there gives NaN.
   data = np.array([[1, 1], [0, 0], [np.inf, 1], [3, 0]], np.float32)
   ids = np.array([0, -1, 0, -1], np.int32)
-  fn_tf = tf.function(lambda d: tf.math.unsorted_segment_prod(d, ids, 1))
-  cot = np.full((1, 2), g, np.float32)
-  with tf.GradientTape() as tape:
-    v = tf.constant(data)
-    tape.watch(v)
-    y = fn_tf(v)
-  want = tape.gradient(y, v, output_gradients=tf.constant(cot)).numpy()
-  fn = tf2jax.convert_functional(fn_tf, data)
-  got = jax.jit(lambda d, c: jax.vjp(fn, d)[1](c)[0])(data, cot)
-  np.testing.assert_array_equal(np.asarray(got), want)
+  _assert_vjp_matches_tf(tf.function(lambda d: tf.math.unsorted_segment_prod(d, ids, 1)),
+                         data, np.full((1, 2), g, np.float32))
