@@ -67,7 +67,7 @@ def test_merge_takes_each_op_from_the_run_that_ran_it(tmp_path):
 
 def _share_that_crashes(provider, ops, profile, max_examples, jobs, index, log, start):
   """A stand-in for runner._run_share: three cases per share; share 0 dies of SIGSEGV
-  in its second case."""
+  in its second case, share 1 at exit."""
   import pickle
   import signal
   from tf2jax_conformance.harness import CaseResult
@@ -80,6 +80,9 @@ def _share_that_crashes(provider, ops, profile, max_examples, jobs, index, log, 
         os.kill(os.getpid(), signal.SIGSEGV)
       pickle.dump(("done", k, CaseResult(op, "float32", "test", examples=1)), f)
       f.flush()
+    pickle.dump(("end", start), f)
+  if index == 1:
+    os.kill(os.getpid(), signal.SIGSEGV)
 
 
 def test_a_crashing_worker_fails_its_case_and_the_share_goes_on():

@@ -39,8 +39,8 @@ def _run_share(provider, ops, profile, max_examples, jobs, index, log: str,
                start: int) -> None:
   """One worker of `run_cases_parallel`: every `jobs`-th case from `index`, skipping the
   first `start` of them. Before each case it appends ("start", k, op, dtype, provider),
-  after it ("done", k, result), to the pickle stream `log`, so that a crash loses one
-  case, not the share."""
+  after it ("done", k, result), and at the end ("end", start), to the pickle stream
+  `log`, so that a crash loses one case, not the share."""
   import os
   import pickle
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -54,6 +54,7 @@ def _run_share(provider, ops, profile, max_examples, jobs, index, log: str,
       f.flush()
       pickle.dump(("done", k, run_cases([case], settings)[0]), f)
       f.flush()
+    pickle.dump(("end", start), f)
 
 
 def _read_log(path: str) -> list[tuple]:
@@ -99,18 +100,19 @@ def run_cases_parallel(jobs: int, provider: str | None = None,
         for record in records:
           if record[0] == "done":
             shares[i][record[1]] = record[2]
-        if process.exitcode == 0:
-          continue
-        crashed = [r for r in records if r[0] == "start" and r[1] not in shares[i]]
-        if not crashed:
+        if process.exitcode == 0 or ("end", starts[i]) in records:
+          continue  # (a crash at exit loses nothing)
+        this_run = [r for r in records if r[0] == "start" and r[1] >= starts[i]]
+        if not this_run:
           raise RuntimeError(f"conformance worker {i} exited with code {process.exitcode} "
                              "before its first case")
-        _, k, op, dtype, spec_provider = crashed[-1]
-        shares[i][k] = CaseResult(
-            op, dtype, spec_provider, status="fail",
-            error=f"the worker process died (exit code {process.exitcode}) while running "
-                  "this case: TF or XLA crashed on one of its examples. Rerun the op alone "
-                  "(--op, --jobs 1) to see the crash.")
+        _, k, op, dtype, spec_provider = this_run[-1]
+        if k not in shares[i]:  # else it died after its last case, or at exit
+          shares[i][k] = CaseResult(
+              op, dtype, spec_provider, status="fail",
+              error=f"the worker process died (exit code {process.exitcode}) while running "
+                    "this case: TF or XLA crashed on one of its examples. Rerun the op "
+                    "alone (--op, --jobs 1) to see the crash.")
         starts[i] = k + 1
         pending.append(i)
   out = []
