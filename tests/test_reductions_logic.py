@@ -141,3 +141,28 @@ def test_unsorted_segment_prod_gradient_of_dropped_ids(g):
   ids = np.array([0, -1, 0, -1], np.int32)
   _assert_vjp_matches_tf(tf.function(lambda d: tf.math.unsorted_segment_prod(d, ids, 1)),
                          data, np.full((1, 2), g, np.float32))
+
+
+@pytest.mark.parametrize("values, value_range, nbins", [
+    (np.float64(0), [-2.2250738585072014e-308, 2.2250738585072014e-308], 6),  # step flushes
+    (np.float32(0.5), np.array([-1e-45, 0.0], np.float32), 1),  # the range flushes: raises
+    (np.array([0.5, 1, 3, -1, 5], np.float32), np.array([0, 4], np.float32), 4),
+])
+@pytest.mark.parametrize("static", [False, True], ids=["input", "constant"])
+def test_histogram_fixed_width_flushes_subnormals_as_tf(values, value_range, nbins, static):
+  # TF's CPU threads flush subnormals; NumPy (the static path) does not by itself.
+  values = np.asarray(values)
+  value_range = tf.constant(np.asarray(value_range, values.dtype))
+  fn_tf = tf.function(lambda v: tf.raw_ops.HistogramFixedWidth(
+      values=tf.constant(values) if static else v, value_range=value_range, nbins=nbins))
+  try:
+    want = fn_tf(tf.constant(values)).numpy()
+  except tf.errors.InvalidArgumentError:
+    want = None
+  with jax.enable_x64(values.dtype == np.float64):
+    if want is None:
+      with pytest.raises(Exception, match="value_range"):
+        tf2jax.convert_functional(fn_tf, values)(values)
+    else:
+      fn = tf2jax.convert_functional(fn_tf, values)
+      np.testing.assert_array_equal(np.asarray(fn(values)), want)
