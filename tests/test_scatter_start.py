@@ -23,6 +23,8 @@ OPS = {
                                                            ZEROS[:, None], v),
     "Bincount": lambda v: tf.math.bincount(ZEROS, weights=v, minlength=1, maxlength=1),
     "UnsortedSegmentProd": lambda v: tf.math.unsorted_segment_prod(v, ZEROS, 1),
+    "SparseReduceSum": lambda v: tf.sparse.reduce_sum(
+        tf.sparse.SparseTensor(np.zeros((3, 2), np.int64), v, [1, 2]), axis=1),
 }
 
 

@@ -281,13 +281,6 @@ def _sparse_reduce(node, kind: str):
       (np.add if kind == "add" else np.maximum).at(out, flat, values)
       out = out[:size]
       count = np.bincount(flat, minlength=size + 1)[:size]
-    elif size == 1:
-      # One output element: a reduction. (A scatter-add of int32 into one element under
-      # jit(vmap) miscompiles on XLA:CPU with jax 0.10.2: [1, 1, 0] instead of [1, 1, 1].)
-      hit = flat == 0
-      picked = jnp.where(hit, values, init)
-      out = (jnp.sum(picked, dtype=dtype) if kind == "add" else jnp.max(picked, initial=init))
-      out, count = out.reshape(1), jnp.sum(hit).reshape(1)
     else:
       out = getattr(scatter_start(jnp.full(size, init, dtype)).at[flat], kind)(values,
                                                                               mode="drop")
