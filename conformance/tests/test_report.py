@@ -69,20 +69,26 @@ def _share_that_crashes(provider, ops, profile, max_examples, jobs, index, log, 
   """A stand-in for runner._run_share: three cases per share; share 0 dies of SIGSEGV
   in its second case, share 1 at exit."""
   import pickle
-  import signal
   from tf2jax_conformance.harness import CaseResult
+  from tf2jax_conformance.runner import enable_fault_log
+  enable_fault_log(log)
   with open(log, "ab") as f:
     for k in range(start, 3):
       op = f"Op{index}_{k}"
       pickle.dump(("start", k, op, "float32", "test"), f)
       f.flush()
       if (index, k) == (0, 1):
-        os.kill(os.getpid(), signal.SIGSEGV)
+        _a_kernel_that_crashes()
       pickle.dump(("done", k, CaseResult(op, "float32", "test", examples=1)), f)
       f.flush()
     pickle.dump(("end", start), f)
   if index == 1:
-    os.kill(os.getpid(), signal.SIGSEGV)
+    _a_kernel_that_crashes()
+
+
+def _a_kernel_that_crashes():
+  import signal
+  os.kill(os.getpid(), signal.SIGSEGV)
 
 
 def test_a_crashing_worker_fails_its_case_and_the_share_goes_on():
@@ -92,3 +98,6 @@ def test_a_crashing_worker_fails_its_case_and_the_share_goes_on():
   crashed = [r for r in results if r.status != "pass"]
   assert [r.op for r in crashed] == ["Op0_1"]
   assert "died (exit code -11)" in crashed[0].error
+  # faulthandler's Python stack of the crash names where it happened
+  assert "Segmentation fault" in crashed[0].error
+  assert "in _a_kernel_that_crashes" in crashed[0].error

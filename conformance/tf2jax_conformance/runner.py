@@ -40,10 +40,12 @@ def _run_share(provider, ops, profile, max_examples, jobs, index, log: str,
   """One worker of `run_cases_parallel`: every `jobs`-th case from `index`, skipping the
   first `start` of them. Before each case it appends ("start", k, op, dtype, provider),
   after it ("done", k, result), and at the end ("end", start), to the pickle stream
-  `log`, so that a crash loses one case, not the share."""
+  `log`, so that a crash loses one case, not the share. A fatal signal writes the Python
+  stack to `log + ".fault"`."""
   import os
   import pickle
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  enable_fault_log(log)
   cases = collect.cases(provider=provider, ops=ops,
                         representative=not profiles.all_dtypes(profile))[index::jobs]
   settings = profiles.settings(profile, max_examples)
@@ -67,6 +69,27 @@ def _read_log(path: str) -> list[tuple]:
   except (EOFError, FileNotFoundError, pickle.UnpicklingError):
     pass  # the end, or a record cut off by a crash
   return records
+
+
+def enable_fault_log(log: str) -> None:
+  """Have faulthandler write the Python stack of a fatal signal to `log + ".fault"`."""
+  import faulthandler
+  fault = open(log + ".fault", "w")  # stays open: faulthandler writes to it on a crash
+  faulthandler.enable(file=fault, all_threads=False)
+
+
+def _fault_stack(log: str, frames: int = 12) -> str:
+  """The innermost `frames` lines of the Python stack that faulthandler wrote for a
+  crashed worker, or ''."""
+  try:
+    with open(log + ".fault") as f:
+      lines = [line.rstrip() for line in f if line.strip()]
+  except FileNotFoundError:
+    return ""
+  if not lines:
+    return ""
+  head, stack = lines[0], [line.strip() for line in lines[1:] if line.startswith("  File")]
+  return f"\n{head}\n" + "\n".join(stack[:frames])
 
 
 def run_cases_parallel(jobs: int, provider: str | None = None,
@@ -112,7 +135,7 @@ def run_cases_parallel(jobs: int, provider: str | None = None,
               op, dtype, spec_provider, status="fail",
               error=f"the worker process died (exit code {process.exitcode}) while running "
                     "this case: TF or XLA crashed on one of its examples. Rerun the op "
-                    "alone (--op, --jobs 1) to see the crash.")
+                    "alone (--op, --jobs 1) to see the crash." + _fault_stack(logs[i]))
         starts[i] = k + 1
         pending.append(i)
   out = []
