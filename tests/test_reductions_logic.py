@@ -166,3 +166,21 @@ def test_histogram_fixed_width_flushes_subnormals_as_tf(values, value_range, nbi
     else:
       fn = tf2jax.convert_functional(fn_tf, values)
       np.testing.assert_array_equal(np.asarray(fn(values)), want)
+
+
+@pytest.mark.parametrize("values,boundaries", [
+    (np.array([0.0, -1e-310, -1e-40, 1e-40], np.float64), [3.5e-44]),  # found by thorough
+    (np.array([0.0, -1e-310, -1e-40], np.float64), [0.0]),
+    (np.array([0.0, -1e-40, 1e-40], np.float32), [1e-44]),
+    (np.array([0, 1], np.int32), [-1e-44, 1e-44]),
+])
+@pytest.mark.parametrize("static", [False, True], ids=["input", "constant"])
+def test_bucketize_reads_subnormals_as_zero_as_tf(values, boundaries, static):
+  # TF's CPU threads read subnormal operands as zero (DAZ): boundaries, and float inputs.
+  fn_tf = tf.function(lambda v: tf.raw_ops.Bucketize(
+      input=tf.constant(values) if static else v, boundaries=boundaries))
+  want = fn_tf(tf.constant(values)).numpy()
+  with jax.enable_x64(values.dtype == np.float64):
+    fn = tf2jax.convert_functional(fn_tf, values)
+    for got in (fn(values), jax.jit(fn)(values)):
+      np.testing.assert_array_equal(np.asarray(got), want)

@@ -766,7 +766,10 @@ def _check_boundaries(value):
 @lowering("Bucketize", attrs={"T": ("int32", "int64", "float32", "float64"),
                               "boundaries": _check_boundaries})
 def _bucketize(node):
-  boundaries = np.asarray(node.attrs.get("boundaries", []), np.float32)
+  from tf2jax_core.ops.math_ops import _flush  # (math_ops imports this module)
+  # TF's CPU threads read subnormals as zero (DAZ): a subnormal float boundary is 0 even
+  # against float64 inputs, and so is a subnormal input (XLA's traced compare does the same).
+  boundaries = _flush(np.asarray(node.attrs.get("boundaries", []), np.float32))
 
   def run(x):
     m = xnp(x)
@@ -774,6 +777,8 @@ def _bucketize(node):
     # float (C++'s conversions), float64 inputs against the float boundaries widened.
     cmp_dtype = np.float64 if np.dtype(x.dtype) == np.float64 else np.float32
     xs = x.astype(cmp_dtype)
+    if m is np and np.dtype(x.dtype).kind == "f":
+      xs = _flush(xs)
     b = boundaries.astype(cmp_dtype)
     if b.size == 0:
       return m.zeros(np.shape(x), np.int32)
