@@ -174,11 +174,14 @@ def finite_arrays(dtype: str, shape, *, bound: float = 10.0) -> st.SearchStrateg
                 allow_inf=False, allow_subnormal=False)
 
 
+COTANGENT_MAX = 10.0  # the largest magnitude `cotangents` draws
+
+
 def cotangents(dtype: str, shape, *, nonzero: bool = False) -> st.SearchStrategy[np.ndarray]:
   """Cotangents for gradient checks: 0 (unless `nonzero`) or magnitudes in [1e-3, 10],
   so that gradient formulas meet no subnormal intermediate (which TF flushes to zero)."""
   npd = D.np_dtype(dtype)
-  parts = [st.floats(1e-3, 10), st.floats(-10, -1e-3)]
+  parts = [st.floats(1e-3, COTANGENT_MAX), st.floats(-COTANGENT_MAX, -1e-3)]
   if not nonzero:
     parts.insert(0, st.just(0.0))
   elem = st.one_of(*parts)
