@@ -403,6 +403,9 @@ def qr(node):
       raise _shape_error("Qr", "input must have rank >= 2", ("input", x))
     a = _in_work_dtype(x)
     m, n = a.shape[-2:]
+    if full and m > n:  # (JAX raises too, except for n = 0)
+      a = _gradient_raises(a, "TF defines no gradient for Qr with full_matrices=True and "
+                              f"more rows ({m}) than columns ({n})")
     if m < n:  # Householder QR of the leading square block; R's other columns are Q^H A
       q, r = jnp.linalg.qr(a[..., :m], mode="complete")
       r = jnp.concatenate([r, _adjoint(q, jnp) @ a[..., m:]], axis=-1)
@@ -410,6 +413,19 @@ def qr(node):
       q, r = jnp.linalg.qr(a, mode="complete" if full else "reduced")
     return q.astype(x.dtype), r.astype(x.dtype)
   return run
+
+
+def _gradient_raises(x, message: str):
+  """x, whose derivative raises NotImplementedError(message): for the cases where TF's
+  gradient function raises."""
+  @jax.custom_jvp
+  def same(x):
+    return x
+
+  @same.defjvp
+  def _(primals, tangents):
+    raise NotImplementedError(message)
+  return same(x)
 
 
 def _complete(q, extra):
