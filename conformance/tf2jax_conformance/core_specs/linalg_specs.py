@@ -364,9 +364,10 @@ def _linalg_specs() -> list[OpSpec]:
              tolerance=_linalg_tol(), grad_tolerance=_grad_tol(),
              notes=_LINALG_NOTE + _DOMINANT_NOTE),
       OpSpec("MatrixTriangularSolve", _trisolve_example, tolerance=_linalg_tol(),
+             build=_dominant_build("MatrixTriangularSolve", "matrix"),
              grad_tolerance=_grad_tol(),
              notes=_LINALG_NOTE + " The triangle TF does not read holds other values; "
-                   "batch dimensions broadcast."),
+                   "batch dimensions broadcast." + _DOMINANT_NOTE),
       OpSpec("Cholesky", _cholesky_example, build=_cholesky_build, tolerance=_linalg_tol(),
              grad_tolerance=_grad_tol(),
              notes="the op's input is x x^H + n I (x in [-1, 1], eigenvalues in [n, 2n]) in "
