@@ -401,9 +401,11 @@ def _linalg_specs() -> list[OpSpec]:
                    "sides pivot on the largest modulus); generic random values, so that no "
                    "two pivot candidates tie up to rounding. TF defines no gradient for "
                    "it."),
-      OpSpec("BandedTriangularSolve", _banded_example, tolerance=_linalg_tol(),
-             grad_tolerance=_grad_tol(),
-             notes=_LINALG_NOTE + " One band only with batch shapes that differ: TF's "
+      OpSpec("BandedTriangularSolve", _banded_example, build=_banded_build,
+             tolerance=_linalg_tol(), grad_tolerance=_grad_tol(),
+             notes=_LINALG_NOTE + " Bands in [-1, 1], 2 num_bands + 1 added to the "
+                   "diagonal band in the TF function (dominant in vmap's rolled rows "
+                   "too). One band only with batch shapes that differ: TF's "
                    "gradient has the wrong shape for one band otherwise (a TF bug)."),
       OpSpec("TridiagonalMatMul", _tridiag_matmul_example, tolerance=_linalg_tol(),
              grad_tolerance=_grad_tol(), notes="finite values in [-10, 10]."),
@@ -591,14 +593,6 @@ def _lu_example(dtype):
 
 
 def _banded_example(dtype):
-  def fix(t):
-    bands, lower = t
-    bands = bands.copy()
-    num = bands.shape[-2]
-    diag_row = 0 if lower else num - 1
-    bands[..., diag_row, :] = (2 * num + 1) * (1 + 0 * bands[..., diag_row, :])
-    return bands
-
   def for_draw(t):
     (ba, bb), n, num, k, lower, adjoint = t
     num = min(num, max(n, 1))
@@ -608,11 +602,27 @@ def _banded_example(dtype):
       ba = (1,) + tuple(ba)
     return st.tuples(cst.finite_arrays(dtype, tuple(ba) + (num, n), bound=1.0),
                      cst.finite_arrays(dtype, tuple(bb) + (n, k), bound=10.0)).map(
-        lambda v: Example({"matrix": fix((v[0], lower)), "rhs": v[1]},
+        lambda v: Example({"matrix": v[0], "rhs": v[1]},
                           {"lower": lower, "adjoint": adjoint}))
   return st.tuples(cst.broadcastable_shapes(2, max_dims=2, max_side=2), st.integers(1, 4),
                    st.integers(1, 3), st.integers(0, 3), st.booleans(), st.booleans()
                    ).flatmap(for_draw)
+
+
+def _banded_build(example):
+  """BandedTriangularSolve with 2 num_bands + 1 added to the diagonal band (the top row
+  when lower, else the bottom one) in the TF function: bands in [-1, 1] then give a
+  dominant diagonal, in vmap's rolled batch rows too."""
+  tf = _tf()
+  attrs = dict(example.attrs)
+
+  def body(matrix, rhs):
+    num = matrix.shape[-2]
+    row = 0 if attrs["lower"] else num - 1
+    shift = np.zeros((num, 1), matrix.dtype.as_numpy_dtype)
+    shift[row] = 2 * num + 1
+    return tf.raw_ops.BandedTriangularSolve(matrix=matrix + shift, rhs=rhs, **attrs)
+  return body
 
 
 def _tridiag_matmul_example(dtype):
