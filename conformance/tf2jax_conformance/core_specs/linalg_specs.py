@@ -439,7 +439,7 @@ def _linalg_specs() -> list[OpSpec]:
              tolerance=_linalg_tol(), grad_tolerance=_grad_tol(),
              notes=_STAND_IN + "tf.linalg.expm (a composition of TF ops: Pade "
                    "approximant, scaling and squaring). Finite values in [-1, 1]."),
-      OpSpec("Eig", _nonsym_eig_example, build=_nonsym_eig_build, tolerance=_linalg_tol(),
+      OpSpec("Eig", _nonsym_eig_example, build=_nonsym_eig_build, tolerance=_eig_tol,
              grad_tolerance=_grad_tol(), static_inputs=("eigenvalues",),
              notes="the op's input is P diag(w) P^-1 with P = x + diag(2 sum_j |x_ij| + 1) "
                    "in the TF function (condition number below ~3 for any x in [-1, 1], "
@@ -447,7 +447,8 @@ def _linalg_specs() -> list[OpSpec]:
                    "for real dtypes). Compared "
                    "without the order, phase and scale freedom: the power sums "
                    "sum_j w_j^k (k = 1..n) and |V|^2 Vandermonde(w) (row i, column k: "
-                   "sum_j |V_ij|^2 w_j^k, k = 0..n-1), real and imaginary parts apart."),
+                   "sum_j |V_ij|^2 w_j^k, k = 0..n-1), real and imaginary parts apart; "
+                   "atol scaled by the size of their terms (n max(1, |w|)^n)."),
   ]
   return specs
 
@@ -752,6 +753,17 @@ def _nonsym_eig_example(dtype):
                     else "complex128", "compute_v": compute_v})
   return st.tuples(_batches(), st.integers(0, 4), st.integers(0, 2**32 - 1),
                    st.booleans()).map(build)
+
+
+def _eig_tol(dtype: str, ex: Example) -> Tolerance:
+  """`_linalg_tol`, its atol scaled by the terms of the compared sums: w_j^k and
+  |V_ij|^2 w_j^k (k <= n) are at most max(1, |w|)^n each, n of them per sum, and the
+  sums cancel (a power sum of 0.9 from terms near 50)."""
+  base = _linalg_tol()(dtype, ex)
+  w = np.abs(np.asarray(ex.inputs["eigenvalues"]).astype(np.complex128))
+  n = np.shape(ex.inputs["input"])[-1]
+  scale = n * max(1.0, float(np.max(w, initial=0.0))) ** n
+  return Tolerance(rtol=base.rtol, atol=base.atol * max(scale, 1.0))
 
 
 def _nonsym_eig_build(example):
