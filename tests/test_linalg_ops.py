@@ -29,3 +29,20 @@ def test_qr_full_matrices_gradient_raises_where_tfs_does(shape):
       grad(x)
   else:
     np.testing.assert_allclose(np.asarray(grad(x)), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("t", [-1e-30, -1e-10, 0.0])
+def test_matrix_square_root_where_tfs_schur_block_fails(t):
+  # TF's (Eigen's) square root of a real 2x2 Schur block whose complex eigenvalues have
+  # imaginary parts near eps is wrong ([[2, -1e-30], [0.5, 2]] -> 1.414 I, residual 0.5);
+  # tf2jax's squares back to the input, and matches TF where TF's does.
+  a = np.array([[2.0, t], [0.5, 2.0]])
+  f = tf.function(lambda x: tf.raw_ops.MatrixSquareRoot(input=x))
+  with jax.enable_x64(True):
+    got = np.asarray(jax.jit(tf2jax.convert_functional(f, a))(a))
+  np.testing.assert_allclose(got @ got, a, rtol=0, atol=1e-15)
+  want = f(tf.constant(a)).numpy()
+  if np.abs(want @ want - a).max() < 1e-15:
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-30)
+  else:
+    assert t == -1e-30  # the case TF gets wrong
