@@ -46,3 +46,18 @@ def test_matrix_square_root_where_tfs_schur_block_fails(t):
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-30)
   else:
     assert t == -1e-30  # the case TF gets wrong
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_matrix_logarithm_of_defective_matrices(dtype):
+  # A Jordan block has no eigendecomposition: log [[2, 0.5j], [0, 2]] has 0.25j at
+  # [0, 1], where V log(W) V^-1 gave 0 (found by the thorough run's vmap rows).
+  x = np.stack([np.array([[2, 0.5j], [0, 2]]), np.array([[2.5, 0], [0.5j, 2]]),
+                np.array([[-1, 0], [0, 1j]])]).astype(dtype)
+  f = tf.function(lambda x: tf.raw_ops.MatrixLogarithm(input=x))
+  want = f(tf.constant(x)).numpy()
+  tol = 64 * 3 * np.finfo(dtype).eps
+  with jax.enable_x64(dtype == np.complex128):
+    fn = tf2jax.convert_functional(f, x[0])
+    for got in ([fn(row) for row in x], jax.jit(jax.vmap(fn))(x)):
+      np.testing.assert_allclose(np.stack(got), want, rtol=tol, atol=tol)

@@ -638,11 +638,50 @@ def matrix_logarithm(node):
     x = jnp.asarray(x)
     if x.shape[-1] == 0:
       return x
-    w, v = jnp.linalg.eig(x)
-    logw = jnp.log(w)
-    out = (v * logw[..., None, :]) @ jnp.linalg.inv(v)
-    return out.astype(x.dtype)
+    return _logm(x).astype(x.dtype)
   return run
+
+
+def _sqrt_triangular(t):
+  """Principal square root of upper-triangular t (Bjorck-Hammarling): the diagonal's
+  scalar roots, then superdiagonal k from U_ij (U_ii + U_jj) = T_ij - sum U_il U_lj
+  (the sum is (U U)_ij while U holds the superdiagonals below k)."""
+  n = t.shape[-1]
+  d = jnp.sqrt(jnp.diagonal(t, axis1=-2, axis2=-1))
+  rows, cols = jnp.indices((n, n))
+  u = jnp.where(rows == cols, d[..., :, None], jnp.zeros((), t.dtype))
+  denom = d[..., :, None] + d[..., None, :]
+
+  def superdiagonal(k, u):
+    band = cols - rows == k
+    return u + jnp.where(band, (t - u @ u) / jnp.where(band, denom, 1), 0)
+  return jax.lax.fori_loop(1, n, superdiagonal, u)
+
+
+def _logm(a, max_roots: int = 64, terms: int = 12):
+  """Principal logarithm by a complex Schur form A = Q T Q^H and inverse scaling and
+  squaring of T (defective matrices included, which an eigendecomposition gets wrong):
+  square roots B = T^(1/2^k) until ||B - I||_F <= 1/4 for the whole batch, then
+  log B = 2 atanh(Z), Z = (B - I)(B + I)^-1 (||Z|| <= 1/7), by `terms` terms of its
+  series; log T = 2^k log B, with log of T's diagonal on its diagonal."""
+  t, q = jax.lax.linalg.schur(a)
+  n = a.shape[-1]
+  eye = jnp.broadcast_to(jnp.eye(n, dtype=a.dtype), a.shape)
+
+  def far(state):
+    b, k = state
+    return (k < max_roots) & jnp.any(jnp.linalg.norm(b - eye, axis=(-2, -1)) > 0.25)
+
+  b, k = jax.lax.while_loop(far, lambda s: (_sqrt_triangular(s[0]), s[1] + 1), (t, 0))
+  z = jnp.linalg.solve(b + eye, b - eye)  # (B + I)^-1 and B - I commute
+  z2, term, total = z @ z, z, z
+  for j in range(1, terms):
+    term = term @ z2
+    total = total + term / (2 * j + 1)
+  log_t = total * (2.0 * 2.0 ** k).astype(total.real.dtype)
+  diag = jnp.log(jnp.diagonal(t, axis1=-2, axis2=-1))
+  log_t = jnp.where(jnp.eye(n, dtype=bool), diag[..., None, :], log_t)
+  return q @ log_t @ _adjoint(q, jnp)
 
 
 @lowering("CholeskyGrad", attrs={"T": ("float32", "float64")})
