@@ -244,6 +244,17 @@ _DOMINANT_NOTE = (" The TF function makes the matrix's diagonal 2 sum_j |x_ij| +
                   "too.")
 
 
+_SIMILAR_NOTE = (
+    "the op's input is P diag(w) P^-1 with P = x + diag(2 sum_j |x_ij| + 1) in the TF "
+    "function (x in [-1, 1], vmap's rolled rows too) and eigenvalues w 1, 1.5, 2, ... "
+    "(plus imaginary parts in [-1, 1] for complex dtypes): separated, in the right "
+    "half-plane. TF's (Eigen's) Schur-based square root and logarithm are wrong or "
+    "inaccurate for nearly defective blocks and (nearly) equal eigenvalues, where "
+    "tf2jax's are not: float64 sqrtm [[2, -1e-30], [0.5, 2]] (TF: residual 0.5), sqrtm "
+    "of 4 I plus a nilpotent part (TF 4.4e-12 off), complex128 logm [[2, 0], [0.5j, "
+    "2 + 6e-8j]] (TF 1.3% off at [1, 0]).")
+
+
 def _linalg_tol(n_factor: float = 64.0):
   """rtol and atol of n_factor * (n + 1) ulps: LAPACK (XLA) and Eigen (TF) round
   differently, and a well-conditioned problem amplifies that by at most ~10."""
@@ -414,23 +425,13 @@ def _linalg_specs() -> list[OpSpec]:
              notes="diagonals with parts in [-1, 1], plus 5 on the main one in the TF "
                    "function (diagonally dominant for any values, vmap's rolled batches "
                    "too); rhs in [-10, 10]."),
-      OpSpec("MatrixSquareRoot", _sqrtm_example, build=_shifted_build("MatrixSquareRoot"),
-             tolerance=_linalg_tol(),
-             grad_tolerance=_grad_tol(),
-             notes="x + n I in the TF function, x with parts in [-0.5, 0.5]: eigenvalues "
-                   "within 0.71 n of n (right half-plane) for any x, vmap's rolled "
-                   "batches too. Values on a grid of 1/64: TF's square root is wrong "
-                   "when a complex eigenvalue pair has imaginary parts near eps (float64 "
-                   "[[2, -1e-30], [0.5, 2]]: residual 0.5, tf2jax's is exact)."),
-      OpSpec("MatrixLogarithm", _sqrtm_example, build=_shifted_build("MatrixLogarithm"),
-             tolerance=_linalg_tol(),
+      OpSpec("MatrixSquareRoot", _similar_example, build=_similar_build("MatrixSquareRoot"),
+             tolerance=_linalg_tol(), grad_tolerance=_grad_tol(),
+             static_inputs=("eigenvalues",), notes=_SIMILAR_NOTE),
+      OpSpec("MatrixLogarithm", _similar_example, build=_similar_build("MatrixLogarithm"),
+             tolerance=_linalg_tol(), static_inputs=("eigenvalues",),
              transforms=("jit", "static", "x64", "vmap"),
-             notes="x + n I in the TF function, x with parts in [-0.5, 0.5]: eigenvalues "
-                   "within 0.71 n of n (right half-plane) for any x, vmap's rolled "
-                   "batches too. Values on a grid of 1/64: TF's divided differences of "
-                   "nearly equal eigenvalues cancel (complex128 [[2, 0], [0.5j, 2 + "
-                   "6e-8j]]: 1.3% off; tf2jax's Schur method is not). TF defines no "
-                   "gradient for it."),
+             notes=_SIMILAR_NOTE + " TF defines no gradient for it."),
   ]
   specs += [
       OpSpec("SelfAdjointEig", _eig_example, build=_eig_v1_build, rewrite=_eig_v1_rewrite,
@@ -665,35 +666,6 @@ def _tridiag_solve_build(example):
   return body
 
 
-def _sqrtm_example(dtype):
-  """Parts in [-0.5, 0.5] on a grid of 1/64: eigenvalues that differ are not within
-  rounding of each other, and no 2x2 block is nearly defective. There TF's (Eigen's)
-  Schur-based functions are wrong: float64 MatrixSquareRoot [[2, -1e-30], [0.5, 2]]
-  gives [[1.414, 0], [0, 1.414]] (residual 0.5; the root has 0.177 at [1, 0]), and
-  MatrixLogarithm's divided differences of nearly equal eigenvalues cancel
-  (complex128 [[2, 0], [0.5j, 2 + 6e-8j]]: TF's real part at [1, 0] is 1.3% off;
-  complex64 with 1.2e-38j there: TF flushes it to 0 where the log has 0.25j)."""
-  def grid(a):
-    return (np.round(a.astype(np.complex128 if dtype in D.COMPLEX else np.float64) * 64)
-            / 64).astype(a.dtype)
-
-  def for_draw(t):
-    batch, n = t
-    return cst.finite_arrays(dtype, tuple(batch) + (n, n), bound=0.5).map(
-        lambda a: Example({"input": grid(a)}))
-  return st.tuples(_batches(), st.integers(0, 4)).flatmap(for_draw)
-
-
-def _shifted_build(op):
-  """op(x + n I) for x with parts in [-0.5, 0.5]: eigenvalues within 0.71 n of n (in the
-  right half-plane, away from the branch cut) for any x, vmap's rolled batches too."""
-  def build(example):
-    tf = _tf()
-    n = example.inputs["input"].shape[-1]
-    return lambda x: getattr(tf.raw_ops, op)(input=x + n * tf.eye(n, dtype=x.dtype))
-  return build
-
-
 # Ops TF no longer runs: TF runs an equivalent graph (the stand-in), which is then
 # rewritten into the graph old TF versions wrote (see OpSpec.rewrite).
 
@@ -747,14 +719,14 @@ def _expm_rewrite(graph_def, example):
   _splice(graph_def, "MatrixExponential", "expm", producer=26)
 
 
-def _nonsym_eig_example(dtype):
+def _similar_example(dtype, attrs=None):
   """`input`: generic values in [-1, 1] (seeded from hypothesis); `eigenvalues` (static,
   flat): 1, 1.5, 2, ... permuted per matrix, plus imaginary parts in [-1, 1] for complex
-  dtypes. The TF function builds the op's input from them (`_nonsym_eig_build`)."""
+  dtypes. The TF function builds the op's input from them (`_similar`)."""
   cplx = dtype in D.COMPLEX
 
   def build(t):
-    batch, n, seed, compute_v = t
+    batch, n, seed, drawn = t
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, tuple(batch) + (n, n))
     if cplx:
@@ -764,11 +736,34 @@ def _nonsym_eig_example(dtype):
     if cplx:
       w = w + 1j * rng.uniform(-1, 1, w.shape)
     npd = D.np_dtype(dtype)
-    return Example({"input": x.astype(npd), "eigenvalues": w.astype(npd)},
-                   {"Tout": "complex64" if D.finfo(_PART.get(dtype, dtype)).bits == 32
-                    else "complex128", "compute_v": compute_v})
+    return Example({"input": x.astype(npd), "eigenvalues": w.astype(npd)}, dict(drawn))
   return st.tuples(_batches(), st.integers(0, 4), st.integers(0, 2**32 - 1),
-                   st.booleans()).map(build)
+                   st.fixed_dictionaries(attrs or {})).map(build)
+
+
+def _nonsym_eig_example(dtype):
+  tout = "complex64" if D.finfo(_PART.get(dtype, dtype)).bits == 32 else "complex128"
+  return _similar_example(dtype, {"Tout": st.just(tout), "compute_v": st.booleans()})
+
+
+def _similar(tf, x, eigenvalues):
+  """P diag(w) P^-1 with P = x made diagonally dominant (condition number below ~3), for
+  any x: vmap's rolled rows too. Eigenvalues at least 0.5 apart, real parts >= 1."""
+  n = x.shape[-1]
+  if not n:
+    return x
+  eye = tf.eye(n, dtype=x.dtype)
+  p = x + eye * tf.cast(2 * tf.reduce_sum(tf.abs(x), -1, keepdims=True) + 1, x.dtype)
+  w = tf.reshape(tf.constant(eigenvalues), x.shape[:-1])
+  return tf.matmul(p * w[..., None, :], tf.linalg.inv(p))
+
+
+def _similar_build(op):
+  def build(example):
+    tf = _tf()
+    return lambda x: getattr(tf.raw_ops, op)(
+        input=_similar(tf, x, example.inputs["eigenvalues"]))
+  return build
 
 
 def _eig_tol(dtype: str, ex: Example) -> Tolerance:
@@ -789,11 +784,7 @@ def _nonsym_eig_build(example):
 
   def body(x):
     n = x.shape[-1]
-    if n:  # P diag(w) P^-1, P = x made diagonally dominant: condition number below ~3
-      eye = tf.eye(n, dtype=x.dtype)
-      p = x + eye * tf.cast(2 * tf.reduce_sum(tf.abs(x), -1, keepdims=True) + 1, x.dtype)
-      w0 = tf.reshape(tf.constant(example.inputs["eigenvalues"]), x.shape[:-1])
-      x = tf.matmul(p * w0[..., None, :], tf.linalg.inv(p))
+    x = _similar(tf, x, example.inputs["eigenvalues"])
     w, v = tf.raw_ops.Eig(input=x, Tout=tf.as_dtype(tout), compute_v=compute_v)
     powers = [tf.ones_like(w)]
     for _ in range(n):
