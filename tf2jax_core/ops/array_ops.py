@@ -781,6 +781,12 @@ def scatter_start(base):
   return lax.optimization_barrier(jnp.asarray(base))
 
 
+def _times_indicator(a, hit):
+  """a * hit.astype(a.dtype) as TF computes it (NaN or inf times 0 is NaN). XLA rewrites
+  that product into select(hit, a, 0), which drops the NaN; a * 0 it keeps."""
+  return jnp.where(hit, a, a * np.asarray(0, a.dtype))
+
+
 def _scatter_extremal(kind: str):
   """Scatter max/min whose gradient is TF's (_TensorScatterMinOrMaxGrad): ties share the
   gradient equally, and NaN values give what TF's formula gives."""
@@ -800,11 +806,12 @@ def _scatter_extremal(kind: str):
 
   def bwd(res, g):
     x, u, out, index = res
-    x_ind = (x == out).astype(g.dtype)
-    y_ind = (u == out.at[index].get(mode="fill", fill_value=0)).astype(g.dtype)
-    ind = x_ind + jnp.zeros_like(g).at[index].add(y_ind, mode="drop")
-    x_grad = g * x_ind / ind
-    y_grad = (g / ind).at[index].get(mode="fill", fill_value=0) * y_ind
+    x_hit = x == out
+    y_hit = u == out.at[index].get(mode="fill", fill_value=0)
+    ind = x_hit.astype(g.dtype) + jnp.zeros_like(g).at[index].add(
+        y_hit.astype(g.dtype), mode="drop")
+    x_grad = _times_indicator(g, x_hit) / ind
+    y_grad = _times_indicator((g / ind).at[index].get(mode="fill", fill_value=0), y_hit)
     return (x_grad, y_grad) + (None,) * len(index)
 
   f.defvjp(fwd, bwd)
