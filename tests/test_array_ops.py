@@ -389,12 +389,13 @@ GRADS = [
         r.TensorScatterMin(tensor=t, indices=[[0], [1], [1], [3]], updates=u)),
      [np.array([1, 2, np.nan, 5], np.float32), np.array([1, 7, 7, np.nan], np.float32)],
      (0, 1)),
-    # Updates into a NaN of the tensor: TF's indicator product is inf * 0 = NaN there
-    # (XLA rewrote that product into a select that gave 0).
+    # Updates (one of them NaN) into a NaN of the tensor: TF's indicator product is
+    # inf * 0 = NaN there (XLA rewrote it into a select that gave 0).
     ("TensorScatterMax_into_nan", lambda t, u: (
-        r.TensorScatterMax(tensor=t, indices=[[1], [1], [2]], updates=u),
-        r.TensorScatterMin(tensor=t, indices=[[1], [1], [2]], updates=u)),
-     [np.array([1, np.nan, 3], np.float32), np.array([4, 5, 3], np.float32)], (0, 1)),
+        r.TensorScatterMax(tensor=t, indices=[[1], [1], [2], [0]], updates=u),
+        r.TensorScatterMin(tensor=t, indices=[[1], [1], [2], [0]], updates=u)),
+     [np.array([1, np.nan, 3], np.float32), np.array([np.nan, 5, 3, np.nan], np.float32)],
+     (0, 1)),
     # TF defines no gradient for PadV2's constant or MatrixDiagV3's padding value.
     ("PadV2_MatrixDiagV3_constants", lambda x, v: (
         r.PadV2(input=x, paddings=[[1, 1], [0, 2]], constant_values=v),

@@ -733,11 +733,9 @@ def _scatter(node, kind: str, base, indices, updates, ignore: bool):
   m = xnp(base, indices, updates)
   dtype = np.dtype(base.dtype)
   inexact = dtype.kind in "fc" or dtype.name == "bfloat16"
-  if kind in ("max", "min") and inexact:
-    # TF keeps the current value when an update is NaN, and a NaN value stays.
-    fill = -np.inf if kind == "max" else np.inf
-    updates = m.where(m.isnan(updates), _as(m, fill, dtype), updates)
   if m is np:
+    if kind in ("max", "min") and inexact:
+      updates = _skip_nan_updates(np, kind, updates)
     idx = np.asarray(indices).astype(np.int64)
     if ignore:
       ok = np.all((idx >= 0) & (idx < np.asarray(shape[:depth])), axis=-1)
@@ -781,6 +779,12 @@ def scatter_start(base):
   return lax.optimization_barrier(jnp.asarray(base))
 
 
+def _skip_nan_updates(m, kind: str, updates):
+  """TF keeps the current value where an update is NaN: NaN becomes max's/min's identity."""
+  fill = np.asarray(-np.inf if kind == "max" else np.inf, updates.dtype)
+  return m.where(m.isnan(updates), fill, updates)
+
+
 def _times_indicator(a, hit):
   """a * hit.astype(a.dtype) as TF computes it (NaN or inf times 0 is NaN). XLA rewrites
   that product into select(hit, a, 0), which drops the NaN; a * 0 it keeps."""
@@ -791,10 +795,13 @@ def _scatter_extremal(kind: str):
   """Scatter max/min whose gradient is TF's (_TensorScatterMinOrMaxGrad): ties share the
   gradient equally, and NaN values give what TF's formula gives."""
   def value(x, u, *index):
+    inexact = jnp.issubdtype(x.dtype, jnp.inexact)
     ref = x.at[index]
+    if inexact:  # inside the custom_vjp: the gradient formula sees the NaN updates
+      u = _skip_nan_updates(jnp, kind, u)
     out = ref.max(u, mode="drop") if kind == "max" else ref.min(u, mode="drop")
     # A NaN value stays (XLA's max/min may or may not propagate it, depending on fusion).
-    return jnp.where(jnp.isnan(x), x, out) if jnp.issubdtype(x.dtype, jnp.inexact) else out
+    return jnp.where(jnp.isnan(x), x, out) if inexact else out
 
   @jax.custom_vjp
   def f(x, u, *index):
