@@ -61,3 +61,17 @@ def test_matrix_logarithm_of_defective_matrices(dtype):
     fn = tf2jax.convert_functional(f, x[0])
     for got in ([fn(row) for row in x], jax.jit(jax.vmap(fn))(x)):
       np.testing.assert_allclose(np.stack(got), want, rtol=tol, atol=tol)
+
+
+def test_matrix_logarithm_gradient_raises_as_tfs_does():
+  x = np.array([[2, 0.5j], [0, 2]], np.complex64)
+  f = tf.function(lambda x: tf.raw_ops.MatrixLogarithm(input=x))
+  tx = tf.constant(x)
+  with pytest.raises(LookupError):  # TF registers no gradient for it
+    with tf.GradientTape() as tape:
+      tape.watch(tx)
+      y = tf.math.real(tf.reduce_sum(f(tx)))
+    tape.gradient(y, tx)
+  fn = tf2jax.convert_functional(f, x)
+  with pytest.raises(Exception, match="no gradient for MatrixLogarithm"):
+    jax.jvp(fn, (x,), (x,))

@@ -638,6 +638,8 @@ def matrix_logarithm(node):
     x = jnp.asarray(x)
     if x.shape[-1] == 0:
       return x
+    # TF defines none; without this, JAX's error would speak of a while_loop.
+    x = _gradient_raises(x, "TF defines no gradient for MatrixLogarithm")
     return _logm(x).astype(x.dtype)
   return run
 
