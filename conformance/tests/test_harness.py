@@ -187,6 +187,33 @@ def test_a_spec_tf_always_rejects_fails():
                                                        max_examples=3))
 
 
+def test_a_case_tf_rejected_throughout_is_not_listed_as_verified():
+  """Below three examples such a case passes (a strategy may draw error cases by design),
+  but nothing was compared: the report must not list its dtype as verified (Where float16
+  was, on 2 examples each of which TF's CPU kernel rejects)."""
+  from tf2jax_conformance import report
+  from tf2jax_conformance.harness import Case, check_case
+
+  def example(dtype):
+    return cst.arrays(dtype, (2,)).map(lambda x: Example({"features": x}, {"alpha": 0.5}))
+  spec = OpSpec("Relu6", example, dtypes=("float32",), transforms=("jit",))
+  rejected = check_case(Case(spec, "test", "float32"),
+                        settings(profiles.settings("ci"), max_examples=2))
+  good = OpSpec("Relu6", lambda d: cst.arrays(d, (2,)).map(lambda x: Example({"features": x})),
+                dtypes=("float64",), transforms=("jit",))
+  accepted = check_case(Case(good, "test", "float64"),
+                        settings(profiles.settings("ci"), max_examples=2))
+  assert rejected.status == "pass" and rejected.examples == 2 and rejected.compared == 0
+  assert accepted.compared == 2
+  relu6 = next(o for o in report.build([rejected, accepted], "ci", 2)["ops"]
+               if o["op"] == "Relu6")
+  assert relu6["dtypes_verified"] == ["float64"]
+  assert relu6["dtypes_uncompared"] == ["float32"]
+  assert "float32 (TF raised on every example)" in report.markdown({
+      "summary": {"ops": 1, "pass": 1, "fail": 0}, "profile": "ci", "max_examples": 2,
+      "versions": {}, "ops": [relu6], "orphan_specs": []})
+
+
 def test_integer_outputs_are_exact_unless_the_tolerance_says_ints():
   got, want = np.array([312, 5], np.int32), np.array([313, 5], np.int32)
   with pytest.raises(Mismatch, match="exact"):

@@ -68,6 +68,9 @@ class CaseResult:
   spec_provider: str
   status: str = "pass"  # "pass" or "fail"
   examples: int = 0
+  # Examples checked against TF: its output compared, or (for a `tf_rejects_all` spec)
+  # its error matched. A passing case with none verifies nothing (TF raised on each).
+  compared: int = 0
   transforms: set = dataclasses.field(default_factory=set)
   refused: str | None = None
   error: str | None = None
@@ -118,6 +121,7 @@ def check_case(case: Case, settings: hyp_settings | None = None,
   test = hyp_settings(settings)(given(data=st.data())(run))
   try:
     test()
+    result.compared = result.examples if spec.tf_rejects_all else state.tf_accepted
     # Two examples (the ci profile) may both be error cases by design of a strategy;
     # from three on, a case whose every example TF rejects is a broken spec.
     if (case.refused is None and not spec.tf_rejects_all and result.examples >= 3

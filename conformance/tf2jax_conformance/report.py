@@ -8,11 +8,13 @@ Runs the specs of every loaded plugin (or the selected ones) and writes
 `OUT/conformance.json` (schema below) and `OUT/conformance.md`. Exit code: 0 when every
 op passes, 1 when some op fails or has no spec, 2 on a usage error.
 
-JSON schema (version 1): {"schema_version", "profile", "max_examples", "versions",
+JSON schema (version 2): {"schema_version", "profile", "max_examples", "versions",
 "summary": {"ops", "pass", "fail"}, "ops": [{"op", "provider", "provider_version",
-"spec_providers", "status", "dtypes_verified", "dtypes_failed", "dtypes_skipped",
-"dtypes_refused", "transforms_verified", "examples_run", "seconds", "failures":
+"spec_providers", "status", "dtypes_verified", "dtypes_failed", "dtypes_uncompared",
+"dtypes_skipped", "dtypes_refused", "transforms_verified", "examples_run", "seconds", "failures":
 [{"dtype", "error", "minimal_failing_example"}], "notes"}], "orphan_specs"}.
+`dtypes_uncompared` are dtypes whose case passed only because TF raised on every example
+(so did tf2jax): nothing was compared, so they are not listed as verified.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Iterable
 
 from tf2jax_conformance import dtypes as D
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TRANSFORM_ORDER = ("eager", "jit", "static", "x64", "vmap", "grad")
 SUPPORTED_OPS_HEADER = "| Op | Provider | Dtypes verified | Transforms | Status |"
 NO_SPEC = "no spec"
@@ -87,7 +89,9 @@ def build(results, profile: str, max_examples: int) -> dict:
     low = table.get(op)
     entries = specs_by_op.get(op, [])
     rs = results_by_op.get(op, [])
-    verified = [r.dtype for r in rs if r.status == "pass" and r.refused is None and r.dtype]
+    passed = [r for r in rs if r.status == "pass" and r.refused is None and r.dtype]
+    verified = [r.dtype for r in passed if r.compared]
+    uncompared = [r.dtype for r in passed if not r.compared]
     failed = [r.dtype or "spec" for r in rs if r.status != "pass"]
     skipped, refused, notes = {}, {}, []
     for e in entries:
@@ -113,10 +117,11 @@ def build(results, profile: str, max_examples: int) -> dict:
         "status": status,
         "dtypes_verified": _order_dtypes(verified),
         "dtypes_failed": _order_dtypes(failed),
+        "dtypes_uncompared": _order_dtypes(uncompared),
         "dtypes_skipped": dict(sorted(skipped.items())),
         "dtypes_refused": {d: refused[d] for d in _order_dtypes(refused)},
         "transforms_verified": _order_transforms(
-            t for r in rs if r.status == "pass" for t in r.transforms),
+            t for r in rs if r.status == "pass" and r.compared for t in r.transforms),
         "examples_run": sum(r.examples for r in rs),
         "seconds": round(sum(r.seconds for r in rs), 2),
         "failures": [{"dtype": r.dtype, "error": r.error,
@@ -168,7 +173,8 @@ def markdown(report: dict) -> str:
       "|---|---|---|---|---|---|---|",
   ]
   for o in report["ops"]:
-    left_out = [f"{d} (refused)" for d in o["dtypes_refused"]] + list(o["dtypes_skipped"])
+    left_out = ([f"{d} (refused)" for d in o["dtypes_refused"]] + list(o["dtypes_skipped"])
+                + [f"{d} (TF raised on every example)" for d in o.get("dtypes_uncompared", ())])
     lines.append(f"| {o['op']} | {o['provider'] or '-'} | {o['status']} | "
                  f"{_cell(o['dtypes_verified'])} | {_cell(o['transforms_verified'])} | "
                  f"{o['examples_run']} | {_cell(left_out)} |")
