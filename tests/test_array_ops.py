@@ -321,6 +321,12 @@ CASES = [
     # float16/bfloat16 are hashed by their bits in TF: -0.0 and 0.0 differ there.
     ("Unique_ListDiff_float16", lambda x: (tf.unique(x), r.ListDiff(x=x, y=x[3:4])),
      [np.array([np.nan, 1.0, np.nan, -0.0, 0.0, 1.0], np.float16)], EAGER),
+    # UniqueV2 hashes one-element slices so too, but compares longer slices by value.
+    ("UniqueV2_float16_zeros", lambda x: (r.UniqueV2(x=x, axis=[0]), r.UniqueV2(x=x, axis=[1]),
+                                          r.UniqueV2(x=x[:, :1], axis=[0]),
+                                          r.UniqueV2(x=x[:1], axis=[1])),
+     [np.array([[0.0, -0.0, 1.0], [-0.0, 0.0, 1.0], [np.nan, 1.0, 1.0]], np.float16)],
+     EAGER),
     ("UniqueV2_axis", lambda x: (r.UniqueV2(x=x, axis=[1]), r.UniqueWithCountsV2(x=x, axis=[-3]),
                                  r.UniqueV2(x=x[0, 0], axis=tf.zeros([0], tf.int64))),
      [np.array([[[3, 1, 3, 2], [1, 1, 1, 1]]], np.int64)], dict(jit=False, x64=True)),

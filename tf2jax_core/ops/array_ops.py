@@ -1487,7 +1487,7 @@ def where(node):
 def _hash_keys(x, offset: int = 0):
   """Values as TF's hash-based ops (Unique, ListDiff) compare them: NaNs are all
   distinct; float32/float64 -0.0 equals 0.0, but float16/bfloat16 are hashed by their
-  bits, so there -0.0 and 0.0 differ."""
+  bits, so there -0.0 and 0.0 differ (not in UniqueV2's slices of 2+ elements)."""
   if x.dtype.name in ("bfloat16", "float16"):
     keys = x.view(np.uint16).astype(np.int64)
     nan = np.isnan(x.astype(np.float32))
@@ -1547,7 +1547,11 @@ def unique(node):
     else:
       a = _axis(ax[0], k.ndim, "axis")
       moved = np.moveaxis(k, a, 0)
-      rows = _hash_keys(moved).reshape(moved.shape[0], math.prod(moved.shape[1:]))
+      rows = moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))
+      if rows.shape[1] == 1:  # one-element slices: hashed as Unique's 1-D input
+        rows = _hash_keys(rows)
+      elif rows.dtype.name in ("bfloat16", "float16"):  # longer ones: compared by value
+        rows = rows.astype(np.float32)
       first, inverse, counts = _unique_rows(rows)
       y = np.moveaxis(moved[first], 0, a)
     outs = [y, inverse.astype(out_idx)]
