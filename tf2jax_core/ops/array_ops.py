@@ -1550,7 +1550,9 @@ def unique(node):
       rows = moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))
       if rows.shape[1] == 1:  # one-element slices: hashed as Unique's 1-D input
         rows = _hash_keys(rows)
-      elif rows.dtype.name in ("bfloat16", "float16"):  # longer ones: compared by value
+      elif rows.dtype.name in ("bfloat16", "float16"):
+        # Longer ones: TF hashes bits but compares values, so rows differing only in a
+        # zero's sign are one row or two by hash collision; tf2jax compares values.
         rows = rows.astype(np.float32)
       first, inverse, counts = _unique_rows(rows)
       y = np.moveaxis(moved[first], 0, a)
