@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
@@ -108,10 +109,47 @@ for _op in ["AddV2", "Sub", "Maximum", "Minimum"]:
   SPECS.append(OpSpec(_op, binary_example()))
 SPECS.append(OpSpec("Mul", binary(1e150),
                     notes=_COMPLEX_DOMAIN.format("1e15 (complex64) / 1e150 (complex128)")))
+
+
+def _largest_sum(terms, shape) -> float:
+  """The largest sum of finite `terms` over the dimensions broadcast from `shape`."""
+  terms = np.where(np.isfinite(terms), terms, 0.0)
+  lead = terms.ndim - len(shape)
+  axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                    if n == 1 and terms.shape[lead + i] != 1)
+  sums = terms.sum(axis=axes) if axes else terms
+  return float(np.max(sums, initial=0.0))
+
+
+def _div_grad_tolerance(dtype, example):
+  """The default gradient tolerance (twice the forward rtol, that much of the largest
+  cotangent) plus, in float16/bfloat16, the rounding of the terms the gradient sums over
+  broadcast dimensions, g / y and g * x / y**2, which each side rounds in its own order
+  (TF: -x / y / y). A sum that cancels keeps a few ulps of its terms, not of itself
+  (float16: terms up to 3.2e4 summing to 4085, TF 4080, tf2jax 4096)."""
+  base = default_tolerance(dtype)
+  tol = Tolerance(2 * base.rtol, base.atol + 2 * base.rtol * cst.COTANGENT_MAX)
+  if dtype not in ("float16", "bfloat16"):
+    return tol
+  x = np.asarray(example.inputs["x"], np.float64)
+  y = np.asarray(example.inputs["y"], np.float64)
+  shape = np.broadcast_shapes(x.shape, y.shape)
+  with np.errstate(all="ignore"):
+    yb = np.broadcast_to(y, shape)
+    scale = max(_largest_sum(np.abs(1 / yb), x.shape),
+                _largest_sum(np.abs(np.broadcast_to(x, shape) / yb ** 2), y.shape))
+  eps = float(ml_dtypes.finfo(D.np_dtype(dtype)).eps)
+  return Tolerance(tol.rtol, tol.atol + 4 * eps * cst.COTANGENT_MAX * scale)
+
+
 SPECS.append(OpSpec("RealDiv", binary(1e150, nonzero_y=True),
+                    grad_tolerance=_div_grad_tolerance,
                     notes=_COMPLEX_DOMAIN.format("1e15 (complex64) / 1e150 (complex128)")
                     + "; complex divisors are nonzero (TF gives NaN+NaNj for z / 0, XLA "
-                    "infinities)."))
+                    "infinities). Gradient tolerance in float16/bfloat16: 4 eps * 10 (the "
+                    "largest cotangent) * the largest sum of |terms| over broadcast "
+                    "dimensions (each side rounds the terms in its own order, and sums "
+                    "that cancel keep that error)."))
 
 for _op in ["Greater", "Less", "GreaterEqual", "LessEqual"]:
   SPECS.append(OpSpec(_op, binary_example(), transforms=("jit", "static", "x64", "vmap")))

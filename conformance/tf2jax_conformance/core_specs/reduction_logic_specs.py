@@ -189,22 +189,34 @@ for _op in ["All", "Any"]:
 
 # ArgMax / ArgMin --------------------------------------------------------------------------------
 
-_OUTPUT_TYPES = ("int16", "uint16", "int32", "int64")
+# Their op defs differ: ArgMax's output_type may be int16, uint16, int32 or int64,
+# ArgMin's only int32 or int64 (TF rejects the others when it builds the node).
+_OUTPUT_TYPES = {"ArgMax": ("int16", "uint16", "int32", "int64"), "ArgMin": ("int32", "int64")}
 # Not int16, which TF's kernel registry lists for the dimension (Tidx): TF's kernel and
 # shape function read an int16 dimension as a wider integer ("Expected dimension in the
 # range [-1, 1), but got 1572864000"), and tf2jax refuses it.
 _ARG_TIDX = ("int32", "int64")
 
 
-def arg_example(dtype):
+def arg_example(op):
+  return lambda dtype: _arg_example(op, dtype)
+
+
+def _arg_example(op, dtype):
   @st.composite
   def draw_example(draw):
-    # Rank 0 and empty reduced dimensions are drawn too: TF rejects them (no dimension /
-    # "Reduction axis is empty"), and so must tf2jax.
-    shape = draw(cst.shapes(min_dims=draw(st.sampled_from([1, 1, 1, 0])), max_dims=4))
+    # One draw in 8, never the first, is rank 0 or an empty reduced dimension: TF rejects
+    # them (no dimension / "Reduction axis is empty"), and so must tf2jax. (Drawn freely,
+    # with size-0 sides first, they made all 3 examples of some `full` cases.)
+    rejected = draw(st.integers(0, 7)) == 7
+    shape = [] if rejected and draw(st.booleans()) else list(
+        draw(cst.shapes(min_dims=1, max_dims=4)))
     rank = len(shape)
     axis = draw(st.integers(-rank, rank - 1)) if rank else 0
-    out = draw(st.sampled_from(_OUTPUT_TYPES))
+    if rank:
+      shape[axis] = 0 if rejected else max(shape[axis], 1)
+    shape = tuple(shape)
+    out = draw(st.sampled_from(_OUTPUT_TYPES[op]))
     tidx = draw(st.sampled_from(_ARG_TIDX))
     return Example({"input": draw(values(dtype, shape)),
                     "dimension": np.asarray(axis, D.np_dtype(tidx))}, {"output_type": out})
@@ -216,11 +228,12 @@ _ARG_NOTES = ("TF's CPU kernels (Eigen's tuple reducers) start from (index 0, lo
               "the first index, NaN is never selected, and a slice with nothing above the "
               "lowest finite value (only NaN, -inf or lowest) gives 0; tf2jax does the same. "
               "Reducing an empty dimension raises, in TF and in tf2jax. output_type covers "
-              "int16, uint16, int32, int64; the dimension int32 and int64, not int16 (TF's kernel "
+              "int16, uint16, int32, int64 (ArgMin: int32, int64, all its op def allows); the "
+              "dimension int32 and int64, not int16 (TF's kernel "
               "reads an int16 dimension as a wider integer: garbage; tf2jax refuses it).")
 
 for _op in ["ArgMax", "ArgMin"]:
-  SPECS.append(OpSpec(_op, arg_example, static_inputs=("dimension",), transforms=NO_GRAD,
+  SPECS.append(OpSpec(_op, arg_example(_op), static_inputs=("dimension",), transforms=NO_GRAD,
                       notes=_ARG_NOTES))
 
 
