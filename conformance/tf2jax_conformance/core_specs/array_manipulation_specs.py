@@ -262,12 +262,14 @@ def split_v_example(dtype):
       def sizes(cuts):
         cuts = sorted(cuts)
         return [b - a for a, b in zip([0] + cuts, cuts + [d])]
+      # t[2] - 1: the split given as -1 (inferred), if any; none in the first draw, as a
+      # lone -1 is one TF rejects ("must have the same size as the input").
       return st.tuples(arrays(dtype, shape), st.lists(st.integers(0, d), max_size=3).map(sizes),
-                       st.integers(-1, 5), _index_dtype()).map(
+                       st.integers(0, 6), _index_dtype()).map(
           lambda t: Example(
               {"value": t[0],
-               "size_splits": _np_idx([-1 if i == t[2] else s for i, s in enumerate(t[1])],
-                                      t[3]),
+               "size_splits": _np_idx([-1 if i == t[2] - 1 else s
+                                       for i, s in enumerate(t[1])], t[3]),
                "axis": _np_idx(axis)}, {"num_split": len(t[1])}))
     return st.integers(-r, r - 1).flatmap(for_axis)
   return cst.shapes(min_dims=1, max_dims=3).flatmap(for_shape)
