@@ -242,6 +242,29 @@ def _sparse_reduce_max(node):
   return _sparse_reduce(node, "max")
 
 
+def _last_group_at(kept_idx, flat, size):
+  """Whether each entry's group (its kept indices) is the last, in sorted order, of the
+  groups at its output position `flat`. TF reduces each group and assigns the result to
+  the group's position, so groups whose out-of-bounds indices land on one position (e.g.
+  [1, -1] and [0, 0] of a [2, 1] output) overwrite each other: the last one wins."""
+  m = xnp(kept_idx, flat)
+  kept_idx, flat = m.asarray(kept_idx), m.asarray(flat)
+  cols = [kept_idx[:, j] for j in range(np.shape(kept_idx)[1])]
+  order = m.lexsort(cols[::-1])  # the first kept dim sorts first, as TF's reorder
+  ordered = kept_idx[order]
+  new = m.concatenate([m.ones(1, bool), m.any(ordered[1:] != ordered[:-1], axis=1)])
+  rank = (m.cumsum(new) - 1).astype(np.int32)
+  if m is np:
+    group = np.zeros(len(new), np.int32)
+    group[order] = rank
+    last = np.full(size + 1, -1, np.int32)
+    np.maximum.at(last, flat, group)
+  else:
+    group = jnp.zeros(len(new), jnp.int32).at[order].set(rank)
+    last = jnp.full(size + 1, -1, jnp.int32).at[flat].max(group)
+  return group == last[flat]
+
+
 def _sparse_reduce(node, kind: str):
   """The values summed (or maxed) over `reduction_axes` into a dense tensor; TF reduces
   nothing for an empty reduction_axes (the Python wrappers pass every axis instead)."""
@@ -276,6 +299,8 @@ def _sparse_reduce(node, kind: str):
       init = np.asarray(-np.inf, dtype)
     else:
       init = np.asarray(jnp.iinfo(dtype).min, dtype)
+    if kept and np.shape(indices)[0] > 1:
+      values = m.where(_last_group_at(kept_idx, flat, size), values, init)
     if m is np:
       out = np.full(size + 1, init, dtype)
       (np.add if kind == "add" else np.maximum).at(out, flat, values)

@@ -354,8 +354,10 @@ def _sparse_specs() -> list[OpSpec]:
                       transforms=NO_GRAD, tolerance=_segment_grad_tolerance,
                       notes=_SEGMENT_GRAD_NOTE))
   reduce_notes = (
-      "Indices unsorted and repeated, 1 in 10 out of bounds (TF checks only the kept dims "
-      "and raises there, as the conversion does); reduction_axes static, any order, "
+      "Indices unsorted and repeated, 1 in 10 out of bounds (TF checks only the output "
+      "position of the kept dims and raises there, as the conversion does; groups whose "
+      "indices land on one position overwrite each other, the last in sorted order "
+      "winning, in both); reduction_axes static, any order, "
       "repeated, negative, empty (no reduction) or a scalar, 1 in 12 out of range (TF "
       "raises); input_shape static. ")
   out += [
