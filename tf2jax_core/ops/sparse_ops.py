@@ -260,8 +260,8 @@ def _last_group_at(kept_idx, flat, size):
     last = np.full(size + 1, -1, np.int32)
     np.maximum.at(last, flat, group)
   else:
-    group = jnp.zeros(len(new), jnp.int32).at[order].set(rank)
-    last = jnp.full(size + 1, -1, jnp.int32).at[flat].max(group)
+    group = scatter_start(jnp.zeros(len(new), jnp.int32)).at[order].set(rank)
+    last = scatter_start(jnp.full(size + 1, -1, jnp.int32)).at[flat].max(group)
   return group == last[flat]
 
 
